@@ -1,0 +1,101 @@
+"""The SPARQL files of ``queries/``: loading, header metadata and ordering.
+
+Every ``.rq`` file opens with a comment header of ``# Key: value`` lines (Rule or Step, Title,
+Source, When, Then, Output, Stage, Tests). The header is parsed here so that rule files can be
+listed, ordered by stage, cited in explanations and checked by tests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from .errors import KnowledgeBaseError
+from .resources import queries_dir
+
+_HEADER_LINE = re.compile(r"^#\s*([A-Z][A-Za-z ]*):\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class QueryFile:
+    """One SPARQL file with its parsed header.
+
+    :param path: the file.
+    :param text: the whole query text.
+    :param header: header fields (a field continued on following ``#   `` lines is joined).
+    """
+
+    path: Path
+    text: str
+    header: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """File stem, e.g. ``R9`` or ``administrations``."""
+        return self.path.stem
+
+    @property
+    def rule_id(self) -> str | None:
+        """The rule id the file encodes (``Rule:`` header), if any."""
+        return self.header.get("Rule")
+
+    @property
+    def stage(self) -> int:
+        """Execution stage (``Stage:`` header); stages run in increasing order."""
+        try:
+            return int(self.header.get("Stage", "99"))
+        except ValueError as exc:
+            raise KnowledgeBaseError(f"{self.path}: Stage header must be an integer") from exc
+
+
+def parse_header(text: str) -> dict[str, str]:
+    """Parse the leading comment block of a query into fields.
+
+    >>> parse_header("# Rule: R1\\n# Title: Line count\\n#   and relapse number\\nSELECT * {}")
+    {'Rule': 'R1', 'Title': 'Line count and relapse number'}
+    """
+    fields: dict[str, str] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        match = _HEADER_LINE.match(line)
+        if match:
+            current = match.group(1)
+            fields[current] = match.group(2).strip()
+        elif current is not None:
+            cont = line.lstrip("#").strip()
+            if cont:
+                fields[current] = (fields[current] + " " + cont).strip()
+    return fields
+
+
+def load_query(path: Path) -> QueryFile:
+    """Read one query file."""
+    text = path.read_text(encoding="utf-8")
+    return QueryFile(path=path, text=text, header=parse_header(text))
+
+
+@cache
+def derivation_queries() -> tuple[QueryFile, ...]:
+    """The CONSTRUCT queries that derive patient facts, in execution order.
+
+    Normalisation steps (``queries/prepare``) and rules (``queries/rules``), sorted by stage then name.
+    """
+    files = sorted((queries_dir() / "prepare").glob("*.rq")) + sorted((queries_dir() / "rules").glob("*.rq"))
+    queries = [load_query(p) for p in files]
+    return tuple(sorted(queries, key=lambda q: (q.stage, q.name)))
+
+
+@cache
+def api_query(name: str) -> QueryFile:
+    """A SELECT query of ``queries/api`` by file stem.
+
+    :raises KnowledgeBaseError: when the file does not exist.
+    """
+    path = queries_dir() / "api" / f"{name}.rq"
+    if not path.is_file():
+        raise KnowledgeBaseError(f"missing query file {path}")
+    return load_query(path)

@@ -1,0 +1,231 @@
+"""Reasoning over patient graphs: the derivation rules (SPARQL) and OWL 2 RL classification.
+
+The pipeline for a batch of patients, in one in-memory Oxigraph store that already holds the
+knowledge base and its OWL 2 RL closure:
+
+1. the CONSTRUCT queries of ``queries/prepare`` and ``queries/rules`` run in stage order (stages
+   up to :data:`CLASSIFY_AFTER_STAGE`); their triples are added to the store;
+2. the ``reasonable`` OWL 2 RL reasoner classifies the patients into the defined situation classes
+   of the ontology (e.g. ``TripleClassRefractoryPatient``) from the patient triples and a slim TBox;
+3. later stages run, if any.
+
+Counting and negation live in SPARQL (open world, no unique names in OWL); class definitions live
+in OWL. The same query files run unchanged on any SPARQL 1.1 store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+
+import pyoxigraph as ox
+import reasonable
+from rdflib import BNode, Graph, Literal, URIRef
+from rdflib.namespace import OWL, RDF, RDFS
+
+from .errors import KnowledgeBaseError
+from .kb import load_kb_graph
+from .namespaces import MKG
+from .queries import QueryFile, derivation_queries
+
+CLASSIFY_AFTER_STAGE = 3
+
+_ANNOTATIONS = {
+    str(RDFS.label), str(RDFS.comment), "http://www.w3.org/2004/02/skos/core#definition",
+    "http://www.w3.org/2004/02/skos/core#altLabel", str(MKG.sourceNote), str(MKG.rationale),
+}
+
+
+# ---------------------------------------------------------------- term conversion
+
+def to_ox(term: object) -> ox.NamedNode | ox.BlankNode | ox.Literal:
+    """Convert an rdflib term to a pyoxigraph term."""
+    if isinstance(term, URIRef):
+        return ox.NamedNode(str(term))
+    if isinstance(term, BNode):
+        return ox.BlankNode(str(term))
+    if isinstance(term, Literal):
+        if term.language:
+            return ox.Literal(str(term), language=term.language)
+        if term.datatype is not None:
+            return ox.Literal(str(term), datatype=ox.NamedNode(str(term.datatype)))
+        return ox.Literal(str(term))
+    raise TypeError(f"not an RDF term: {term!r}")
+
+
+def to_rdflib(term: object) -> URIRef | BNode | Literal:
+    """Convert a pyoxigraph term to an rdflib term."""
+    if isinstance(term, ox.NamedNode):
+        return URIRef(term.value)
+    if isinstance(term, ox.BlankNode):
+        return BNode(term.value)
+    if isinstance(term, ox.Literal):
+        if term.language:
+            return Literal(term.value, lang=term.language)
+        return Literal(term.value, datatype=URIRef(term.datatype.value))
+    raise TypeError(f"not an RDF term: {term!r}")
+
+
+def graph_to_ox(graph: Graph) -> Iterator[ox.Quad]:
+    """Yield the triples of an rdflib graph as pyoxigraph quads in the default graph."""
+    for s, p, o in graph:
+        yield ox.Quad(to_ox(s), to_ox(p), to_ox(o))
+
+
+# ---------------------------------------------------------------- the knowledge base, closed once
+
+@dataclass(frozen=True)
+class KnowledgeTemplate:
+    """The knowledge base prepared for patient reasoning.
+
+    :param ntriples: the KB's asserted triples and OWL 2 RL closure, as N-Triples bytes ready to bulk-load.
+    :param tbox: the slim TBox handed to the reasoner with each batch (class axioms and drug typing).
+    """
+
+    ntriples: bytes
+    tbox: tuple[tuple[object, object, object], ...]
+
+
+def owl_rl_closure(graph: Graph) -> list[tuple[object, object, object]]:
+    """Materialise the OWL 2 RL closure of ``graph`` with ``reasonable`` (returns all triples)."""
+    reasoner = reasonable.PyReasoner()
+    reasoner.from_graph(graph)
+    return reasoner.reason()
+
+
+@cache
+def knowledge_template() -> KnowledgeTemplate:
+    """Close the knowledge base once and keep what per-batch reasoning needs.
+
+    :raises KnowledgeBaseError: when the ontology cannot be loaded or closed.
+    """
+    try:
+        asserted = load_kb_graph()
+        closed = Graph()
+        for triple in owl_rl_closure(asserted):
+            closed.add(triple)
+        for triple in asserted:
+            closed.add(triple)
+    except Exception as exc:  # parser or reasoner failure is our fault, not the caller's
+        raise KnowledgeBaseError(f"cannot load and close the ontology: {exc}") from exc
+    ntriples = closed.serialize(format="nt", encoding="utf-8")
+    tbox = _slim_tbox(asserted, closed)
+    return KnowledgeTemplate(ntriples=ntriples, tbox=tuple(tbox))
+
+
+def _slim_tbox(asserted: Graph, closed: Graph) -> list[tuple[object, object, object]]:
+    """Class and property axioms without annotations, plus the typing of drugs and findings.
+
+    Patients only need to be recognised as members of defined classes, so the reasoner gets the
+    axioms (asserted form: the closure adds nothing the rules need) and the rdf:type triples of the
+    individuals patient triples point at.
+    """
+    keep: list[tuple[object, object, object]] = []
+    individuals_of = {MKG.Drug, MKG.CytogeneticAbnormality, MKG.FrailtyCategory, MKG.RelapseKind, MKG.RelapseTempo}
+    for s, p, o in asserted:
+        if str(p) in _ANNOTATIONS:
+            continue
+        if p == RDF.type and o in (OWL.NamedIndividual,):
+            continue
+        if isinstance(s, BNode) or p in (RDFS.subClassOf, OWL.equivalentClass, RDFS.subPropertyOf,
+                                          OWL.intersectionOf, OWL.unionOf, OWL.disjointWith,
+                                          OWL.inverseOf) or (p == RDF.type and o in (OWL.Class, OWL.ObjectProperty, OWL.DatatypeProperty)):
+            keep.append((s, p, o))
+    members = set()
+    for cls in individuals_of:
+        members.update(closed.subjects(RDF.type, cls))
+    for s in members:
+        for o in closed.objects(s, RDF.type):
+            if o != OWL.NamedIndividual:
+                keep.append((s, RDF.type, o))
+    return keep
+
+
+# ---------------------------------------------------------------- per-batch reasoning
+
+_CLASSIFICATION_INPUT = """
+PREFIX mkg: <https://w3id.org/myeloma-kg/>
+CONSTRUCT { ?s ?p ?o } WHERE {
+  ?patient a mkg:Patient .
+  { BIND(?patient AS ?s) ?s ?p ?o }
+  UNION { ?patient mkg:relapse ?s . ?s ?p ?o }
+  UNION { ?patient mkg:cytogenetics ?s . ?s ?p ?o }
+}
+"""
+
+
+class Reasoner:
+    """Derives the facts and situations of patients in a store that holds the knowledge base.
+
+    >>> reasoner = Reasoner()
+    >>> store = reasoner.new_store()
+    >>> len(store) > 1000
+    True
+    """
+
+    def __init__(self, template: KnowledgeTemplate | None = None,
+                 queries: Iterable[QueryFile] | None = None) -> None:
+        self.template = template or knowledge_template()
+        self.queries = tuple(queries) if queries is not None else derivation_queries()
+
+    def new_store(self) -> ox.Store:
+        """A fresh in-memory store loaded with the knowledge base and its closure."""
+        store = ox.Store()
+        store.bulk_load(self.template.ntriples, format=ox.RdfFormat.N_TRIPLES)
+        return store
+
+    def add_patients(self, store: ox.Store, graphs: Iterable[Graph]) -> None:
+        """Add patient graphs to the store (default graph)."""
+        quads: list[ox.Quad] = []
+        for graph in graphs:
+            quads.extend(graph_to_ox(graph))
+        store.extend(quads)
+
+    def derive(self, store: ox.Store) -> None:
+        """Run every derivation stage and the OWL classification over all patients in ``store``."""
+        classified = False
+        for query in self.queries:
+            if query.stage > CLASSIFY_AFTER_STAGE and not classified:
+                self.classify(store)
+                classified = True
+            self.run_construct(store, query)
+        if not classified:
+            self.classify(store)
+
+    @staticmethod
+    def run_construct(store: ox.Store, query: QueryFile) -> int:
+        """Run one CONSTRUCT query and add its triples to the store; returns how many it produced.
+
+        :raises KnowledgeBaseError: when the query is not valid SPARQL.
+        """
+        try:
+            triples = list(store.query(query.text))
+        except SyntaxError as exc:
+            raise KnowledgeBaseError(f"{query.path}: {exc}") from exc
+        store.extend(ox.Quad(t.subject, t.predicate, t.object) for t in triples)
+        return len(triples)
+
+    def classify(self, store: ox.Store) -> int:
+        """Classify every patient in the store into the ontology's defined classes (OWL 2 RL).
+
+        :returns: the number of rdf:type triples added.
+        """
+        facts = [(to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object))
+                 for t in store.query(_CLASSIFICATION_INPUT)]
+        if not facts:
+            return 0
+        subjects = {s for s, _, _ in facts}
+        reasoner = reasonable.PyReasoner()
+        reasoner.from_graph(list(self.template.tbox) + facts)
+        added = [ox.Quad(to_ox(s), ox.NamedNode(str(RDF.type)), to_ox(o))
+                 for s, p, o in reasoner.reason()
+                 if p == RDF.type and s in subjects and isinstance(o, URIRef)]
+        store.extend(added)
+        return len(added)
+
+
+@cache
+def default_reasoner() -> Reasoner:
+    """A process-wide :class:`Reasoner` over the packaged knowledge base."""
+    return Reasoner()
