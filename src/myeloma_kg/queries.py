@@ -99,3 +99,59 @@ def api_query(name: str) -> QueryFile:
     if not path.is_file():
         raise KnowledgeBaseError(f"missing query file {path}")
     return load_query(path)
+
+
+_IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
+
+
+def sparql_term(value: object) -> str:
+    """Serialise a value as a SPARQL term for a VALUES block, escaping it safely.
+
+    Strings become literals with every special character escaped; ``IRI`` objects (anything with
+    an ``iri`` or ``value`` attribute that looks like an IRI) become ``<...>`` after validation.
+
+    >>> sparql_term(IRI("https://w3id.org/myeloma-kg/profile/default"))
+    '<https://w3id.org/myeloma-kg/profile/default>'
+    >>> sparql_term('pt"} ; DROP ALL ; {')
+    '"pt\\\\"} ; DROP ALL ; {"'
+    """
+    if isinstance(value, IRI):
+        if _IRI_FORBIDDEN.search(value.iri):
+            raise ValueError(f"not a safe IRI: {value.iri!r}")
+        return f"<{value.iri}>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    escaped = (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+               .replace("\r", "\\r").replace("\t", "\\t"))
+    return f'"{escaped}"'
+
+
+@dataclass(frozen=True)
+class IRI:
+    """An IRI to bind into a query (distinguishes IRIs from string literals)."""
+
+    iri: str
+
+
+def with_values(query: str, bindings: dict[str, list[object]]) -> str:
+    """Bind variables by inserting a ``VALUES`` block at the start of the outermost WHERE clause.
+
+    This is plain SPARQL 1.1, so it works on any store; values are escaped by :func:`sparql_term`,
+    never concatenated raw.
+
+    >>> with_values("SELECT ?x WHERE { ?x ?p ?profile }", {"profile": [IRI("urn:a")]})
+    'SELECT ?x WHERE { VALUES (?profile) { (<urn:a>) }\\n ?x ?p ?profile }'
+    """
+    if not bindings:
+        return query
+    names = list(bindings)
+    rows = list(zip(*(bindings[n] for n in names)))
+    block = "VALUES (" + " ".join(f"?{n}" for n in names) + ") { " + " ".join(
+        "(" + " ".join(sparql_term(v) for v in row) + ")" for row in rows) + " }\n"
+    match = re.search(r"\bWHERE\s*\{", query, flags=re.IGNORECASE)
+    if match is None:
+        raise KnowledgeBaseError("query has no WHERE clause to bind values into")
+    return query[: match.end()] + " " + block + query[match.end():]

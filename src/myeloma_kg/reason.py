@@ -148,9 +148,10 @@ _CLASSIFICATION_INPUT = """
 PREFIX mkg: <https://w3id.org/myeloma-kg/>
 CONSTRUCT { ?s ?p ?o } WHERE {
   ?patient a mkg:Patient .
-  { BIND(?patient AS ?s) ?s ?p ?o }
+  { ?patient ?p ?o . BIND(?patient AS ?s) }
   UNION { ?patient mkg:relapse ?s . ?s ?p ?o }
   UNION { ?patient mkg:cytogenetics ?s . ?s ?p ?o }
+  UNION { ?patient mkg:lab ?s . ?s ?p ?o }
 }
 """
 

@@ -1,0 +1,392 @@
+"""Ranked, explained regimen options for patients.
+
+Python orchestrates; the clinical logic is data and queries:
+
+* ``queries/rules`` derive the patient's facts and situations, and an OWL 2 RL reasoner classifies
+  the patient (:mod:`myeloma_kg.reason`);
+* ``queries/api/recommendations.rq`` selects the guideline recommendations (individuals of
+  ``ontology/guidelines.ttl``) whose population the patient belongs to;
+* ``queries/api/constraints.rq`` selects the regimen constraints (toxicity, comorbidity,
+  refractoriness, biomarker) that cap — or for retreatment raise — an option's strength;
+* ``queries/api/advice.rq`` selects warnings, actions and missing-data notices.
+
+Combining them is generic: an option's strength is the highest strength any applicable
+recommendation gives it, raised by applicable raises when already offered, then capped by the
+lowest applicable cap ("the lower strength wins and both reasons are returned", R22).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyoxigraph as ox
+
+from .catalog import Catalog, default_catalog
+from .errors import UsageError
+from .facts import DerivedFacts, read_facts
+from .namespaces import DRUG, PROFILE, local_id
+from .patient import PatientDocument, load_patient
+from .queries import IRI, api_query, with_values
+from .reason import Reasoner, default_reasoner
+
+STRENGTH_CODES = {4: "preferred", 3: "alternative", 2: "consider", 1: "not-preferred", 0: "excluded"}
+OFFERED_MIN_RANK = 1
+RAISE_MIN_RANK = 2
+
+PROFILES = ("default", "s000-belgium-c2019", "s003-2025", "trial-evidence-2026", "eu", "us", "belgian-broad")
+
+
+@dataclass
+class Option:
+    """One offered option (``strength`` is preferred, alternative, consider or not-preferred)."""
+
+    regimen: str
+    label: str
+    strength: str
+    rules: list[str]
+    because: list[str]
+    sources: list[str]
+    evidence: list[dict[str, Any]]
+    cautions: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    new_drugs: int | None = None
+    new_classes: int | None = None
+    novel_classes: int | None = None
+    status: list[str] = field(default_factory=list)
+    jurisdictions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract of an option."""
+        return {
+            "regimen": self.regimen,
+            "label": self.label,
+            "strength": self.strength,
+            "rules": self.rules,
+            "because": self.because,
+            "sources": self.sources,
+            "evidence": self.evidence,
+            "cautions": self.cautions,
+            "actions": self.actions,
+            "newDrugs": self.new_drugs,
+            "newClasses": self.new_classes,
+            "novelClasses": self.novel_classes,
+            "evidenceStatus": self.status,
+            "jurisdictions": self.jurisdictions,
+        }
+
+
+@dataclass
+class Exclusion:
+    """An option that must not be offered, with the rules that exclude it."""
+
+    regimen: str
+    label: str
+    rules: list[str]
+    because: list[str]
+    sources: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract of an exclusion."""
+        return {"regimen": self.regimen, "label": self.label, "rules": self.rules,
+                "because": self.because, "sources": self.sources}
+
+
+@dataclass
+class Notice:
+    """A warning, an action or a missing-data notice."""
+
+    rule: str
+    message: str
+    sources: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"rule": ..., "message": ...}`` plus sources and triggering options."""
+        data: dict[str, Any] = {"rule": self.rule, "message": self.message, "sources": self.sources}
+        if self.options:
+            data["options"] = self.options
+        return data
+
+
+@dataclass
+class Recommendation:
+    """The engine's answer for one patient."""
+
+    patient: str
+    profile: str
+    situation: list[str]
+    options: list[Option]
+    excluded: list[Exclusion]
+    warnings: list[Notice]
+    actions: list[Notice]
+    missing: list[Notice]
+    facts: DerivedFacts
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+
+    def option(self, regimen: str) -> Option | None:
+        """The offered option for a regimen id, if offered."""
+        return next((o for o in self.options if o.regimen == regimen), None)
+
+    def strength_of(self, regimen: str) -> str | None:
+        """``preferred`` ... ``not-preferred``, ``excluded``, or None when the regimen is not mentioned."""
+        opt = self.option(regimen)
+        if opt is not None:
+            return opt.strength
+        if any(e.regimen == regimen for e in self.excluded):
+            return "excluded"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recommendation JSON contract (issue 4), with the derived facts added."""
+        return {
+            "patient": self.patient,
+            "profile": self.profile,
+            "situation": self.situation,
+            "options": [o.to_dict() for o in self.options],
+            "excluded": [e.to_dict() for e in self.excluded],
+            "warnings": [w.to_dict() for w in self.warnings],
+            "actions": [a.to_dict() for a in self.actions],
+            "missing": [m.to_dict() for m in self.missing],
+            "disagreements": self.disagreements,
+            "facts": self.facts.to_dict(),
+        }
+
+
+def profile_iri(name: str) -> str:
+    """IRI of a named profile.
+
+    :raises UsageError: for an unknown profile name.
+    """
+    if name not in PROFILES:
+        raise UsageError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return str(PROFILE) + name
+
+
+class Engine:
+    """Runs the whole pipeline for batches of patients over one store per batch."""
+
+    def __init__(self, reasoner: Reasoner | None = None, catalog: Catalog | None = None) -> None:
+        self.reasoner = reasoner or default_reasoner()
+        self.catalog = catalog or default_catalog()
+
+    def run(self, documents: Sequence[PatientDocument], profile: str = "default") -> tuple[list[Recommendation], ox.Store]:
+        """Derive and recommend for every document; returns results in input order and the store."""
+        store = self.reasoner.new_store()
+        self.reasoner.add_patients(store, [d.graph for d in documents])
+        self.reasoner.derive(store)
+        facts = read_facts(store, list(documents))
+        subs = {"profile": [IRI(profile_iri(profile))]}
+        recs = _rows(store, "recommendations", subs)
+        constraints = _rows(store, "constraints", subs)
+        advice = _rows(store, "advice", subs)
+        assessments = _rows(store, "option-assessments", {})
+        refractory = _rows(store, "refractory-components", {})
+        results = [
+            self._assemble(doc, profile, facts[doc.id], recs.get(doc.iri, []), constraints.get(doc.iri, []),
+                           advice.get(doc.iri, []), assessments.get(doc.iri, []), refractory.get(doc.iri, []))
+            for doc in documents
+        ]
+        return results, store
+
+    # ------------------------------------------------------------ assembly
+    def _assemble(self, doc: PatientDocument, profile: str, facts: DerivedFacts, rec_rows: list[dict],
+                  constraint_rows: list[dict], advice_rows: list[dict], assessment_rows: list[dict],
+                  refractory_rows: list[dict]) -> Recommendation:
+        cat = self.catalog
+        by_option: dict[str, list[dict]] = defaultdict(list)
+        for row in rec_rows:
+            by_option[row["option"]].append(row)
+        caps: dict[str, list[dict]] = defaultdict(list)
+        raises: dict[str, list[dict]] = defaultdict(list)
+        for row in constraint_rows:
+            (caps if row["mode"] == "cap" else raises)[row["option"]].append(row)
+        metrics = {row["option"]: row for row in assessment_rows}
+        refractory_drugs: dict[str, list[str]] = defaultdict(list)
+        for row in refractory_rows:
+            refractory_drugs[row["option"]].append(local_id(row["drug"], DRUG))
+
+        option_notices: dict[str, list[dict]] = defaultdict(list)
+        situation_notices: list[dict] = []
+        for row in advice_rows:
+            if row.get("option"):
+                option_notices[row["option"]].append(row)
+            else:
+                situation_notices.append(row)
+
+        options: list[Option] = []
+        excluded: list[Exclusion] = []
+        disagreements: set[str] = set()
+        for option_iri in sorted(set(by_option) | set(caps)):
+            info = cat.option(option_iri)
+            rows = by_option.get(option_iri, [])
+            statements = [cat.statement(r["rec"]) for r in rows]
+            base = max((int(r["rank"]) for r in rows), default=None)
+            rank = base
+            used_raises = []
+            for r in raises.get(option_iri, []):
+                from_rank = int(r["fromRank"]) if r.get("fromRank") is not None else RAISE_MIN_RANK
+                if base is not None and base >= from_rank and int(r["rank"]) > base:
+                    rank = max(rank, int(r["rank"]))
+                    used_raises.append(r)
+            cap_rows = caps.get(option_iri, [])
+            cap_rank = min((int(r["rank"]) for r in cap_rows), default=None)
+            if rank is None:
+                # Not recommended: listed only when a rule flags it not-preferred or excluded,
+                # so that the clinician sees why it is not offered.
+                if cap_rank is None or cap_rank > OFFERED_MIN_RANK:
+                    continue
+                final = cap_rank
+            else:
+                final = rank if cap_rank is None else min(rank, cap_rank)
+            limiting = [r for r in cap_rows if rank is None or int(r["rank"]) < rank]
+            limiting_statements = [cat.statement(r["constraint"]) for r in limiting]
+            raise_statements = [cat.statement(r["constraint"]) for r in used_raises]
+            for st in statements + limiting_statements + raise_statements:
+                disagreements.update(st.disagreements)
+            if final == 0:
+                excl = [cat.statement(r["constraint"]) for r in cap_rows if int(r["rank"]) == 0]
+                excluded.append(Exclusion(
+                    regimen=info.id, label=info.label,
+                    rules=_unique(st.rule_id for st in excl),
+                    because=_unique(st.text for st in excl),
+                    sources=_unique(cat.source(s).citation() for st in excl for s in st.sources),
+                ))
+                continue
+            all_statements = statements + raise_statements + limiting_statements
+            cautions = [st.text for st in limiting_statements]
+            for drug in sorted(refractory_drugs.get(option_iri, [])):
+                cautions.append(
+                    f"Contains {cat.label(str(DRUG) + drug)}, to which the patient is refractory (R9); "
+                    "it does not count as a new drug (R12)."
+                )
+            notices = option_notices.get(option_iri, [])
+            cautions.extend(_unique(n["message"] for n in notices if n["kind"] == "warning"))
+            metric = metrics.get(option_iri, {})
+            options.append(Option(
+                regimen=info.id,
+                label=info.label,
+                strength=STRENGTH_CODES[final],
+                rules=_unique([st.rule_id for st in all_statements]
+                              + (["R9"] if refractory_drugs.get(option_iri) else [])),
+                because=_unique([st.text for st in statements + raise_statements + limiting_statements]),
+                sources=_unique(cat.source(s).citation() for st in all_statements for s in st.sources),
+                evidence=[cat.trial(t).to_dict() for t in _unique(t for st in statements + raise_statements for t in st.trials)],
+                cautions=_unique(cautions),
+                actions=_unique(n["message"] for n in notices if n["kind"] == "action"),
+                new_drugs=_int(metric.get("newDrugs")),
+                new_classes=_int(metric.get("newClasses")),
+                novel_classes=_int(metric.get("novelClasses")),
+                status=_unique(st.status for st in statements if st.status),
+                jurisdictions=_unique(j for st in statements for j in st.jurisdictions if j),
+            ))
+            options[-1]._sort_key = (  # type: ignore[attr-defined]
+                -final, -(_int(metric.get("novelClasses")) or 0), -(_int(metric.get("newClasses")) or 0),
+                -(_int(metric.get("newDrugs")) or 0), -len(options[-1].evidence), info.label.lower())
+        options.sort(key=lambda o: o._sort_key)  # type: ignore[attr-defined]
+        excluded.sort(key=lambda e: e.label.lower())
+
+        offered = {o.regimen for o in options}
+        warnings = self._notices([n for n in situation_notices if n["kind"] == "warning"], [], offered, "warning", option_notices)
+        actions = self._notices([n for n in situation_notices if n["kind"] == "action"], [], offered, "action", option_notices)
+        missing = self._notices([n for n in situation_notices if n["kind"] == "missing"], [], offered, "missing", option_notices)
+        return Recommendation(
+            patient=doc.id,
+            profile=profile,
+            situation=list(facts.situations),
+            options=options,
+            excluded=excluded,
+            warnings=warnings,
+            actions=actions,
+            missing=missing,
+            facts=facts,
+            disagreements=[cat.disagreement(d) for d in sorted(disagreements)],
+        )
+
+    def _notices(self, situation_rows: list[dict], _unused: list, offered: set[str], kind: str,
+                 option_notices: dict[str, list[dict]]) -> list[Notice]:
+        cat = self.catalog
+        merged: dict[str, Notice] = {}
+        for row in situation_rows:
+            st = cat.statement(row["advice"])
+            merged.setdefault(row["advice"], Notice(
+                rule=st.rule_id, message=st.text,
+                sources=_unique(cat.source(s).citation() for s in st.sources)))
+        for option_iri, rows in option_notices.items():
+            option_id = cat.option(option_iri).id
+            if option_id not in offered:
+                continue
+            for row in rows:
+                if row["kind"] != kind:
+                    continue
+                st = cat.statement(row["advice"])
+                notice = merged.setdefault(row["advice"], Notice(
+                    rule=st.rule_id, message=st.text,
+                    sources=_unique(cat.source(s).citation() for s in st.sources)))
+                if option_id not in notice.options:
+                    notice.options.append(option_id)
+        out = list(merged.values())
+        for n in out:
+            n.options.sort()
+        out.sort(key=lambda n: (_rule_number(n.rule), n.message))
+        return out
+
+
+def _rows(store: ox.Store, name: str, substitutions: dict[str, list[object]]) -> dict[str, list[dict[str, str]]]:
+    """Run an API query and group its rows by patient IRI (values as plain strings)."""
+    query = api_query(name)
+    result = store.query(with_values(query.text, substitutions))
+    variables = [v.value for v in result.variables]
+    grouped: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for solution in result:
+        row = {}
+        for var in variables:
+            term = solution[var]
+            row[var] = term.value if term is not None else None
+        grouped[row["patient"]].append(row)
+    return grouped
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    seen: dict[Any, None] = {}
+    for item in items:
+        if item is not None and item != "":
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _rule_number(rule: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in rule if ch.isdigit())
+    return (int(digits) if digits else 999, rule)
+
+
+_ENGINE: Engine | None = None
+
+
+def default_engine() -> Engine:
+    """A process-wide engine over the packaged knowledge base."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = Engine()
+    return _ENGINE
+
+
+def recommend(patient: Any, profile: str = "default", *, engine: Engine | None = None) -> Recommendation:
+    """Recommend options for one patient (a path, a mapping, an rdflib Graph or a PatientDocument).
+
+    Validation is the caller's choice; see :func:`myeloma_kg.validate.validate`.
+    """
+    doc = load_patient(patient)
+    results, _ = (engine or default_engine()).run([doc], profile)
+    return results[0]
+
+
+def recommend_patient(kb: object, patient: Any, profile: str = "default") -> Recommendation:
+    """Entry point behind ``KnowledgeBase.recommend``."""
+    return recommend(patient, profile)
