@@ -74,6 +74,7 @@ class StatementInfo:
     status: str | None
     jurisdictions: tuple[str, ...]
     disagreements: tuple[str, ...] = field(default=())
+    rule_ids: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -163,9 +164,12 @@ class Catalog:
             g, node = self.graph, URIRef(iri)
             text = g.value(node, MKG.rationale) or g.value(node, MKG.message) or g.value(node, RDFS.label) or ""
             status = g.value(node, MKG.evidenceStatus)
+            primary = str(g.value(node, MKG.ruleId) or "")
+            others = sorted({str(r).rsplit("/", 1)[-1] for r in g.objects(node, MKG.forRule)} - {primary})
             self._statements[iri] = StatementInfo(
                 iri=iri,
-                rule_id=str(g.value(node, MKG.ruleId) or ""),
+                rule_id=primary,
+                rule_ids=tuple([primary] + others),
                 text=str(text),
                 sources=tuple(sorted(str(s) for s in g.objects(node, MKG.source))),
                 trials=tuple(sorted(str(t) for t in g.objects(node, MKG.supportingTrial))),

@@ -228,9 +228,9 @@ class Engine:
             used_raises = []
             for r in raises.get(option_iri, []):
                 from_rank = int(r["fromRank"]) if r.get("fromRank") is not None else RAISE_MIN_RANK
-                if base is not None and base >= from_rank and int(r["rank"]) > base:
+                if base is not None and base >= from_rank:
                     rank = max(rank, int(r["rank"]))
-                    used_raises.append(r)
+                    used_raises.append(r)  # cited even when the option already had that strength
             cap_rows = caps.get(option_iri, [])
             cap_rank = min((int(r["rank"]) for r in cap_rows), default=None)
             if rank is None:
@@ -241,8 +241,8 @@ class Engine:
                 final = cap_rank
             else:
                 final = rank if cap_rank is None else min(rank, cap_rank)
-            limiting = [r for r in cap_rows if rank is None or int(r["rank"]) < rank]
-            limiting_statements = [cat.statement(r["constraint"]) for r in limiting]
+            # Every applicable cap is cited (a cap equal to the strength still explains it).
+            limiting_statements = [cat.statement(r["constraint"]) for r in cap_rows]
             raise_statements = [cat.statement(r["constraint"]) for r in used_raises]
             for st in statements + limiting_statements + raise_statements:
                 disagreements.update(st.disagreements)
@@ -250,7 +250,7 @@ class Engine:
                 excl = [cat.statement(r["constraint"]) for r in cap_rows if int(r["rank"]) == 0]
                 excluded.append(Exclusion(
                     regimen=info.id, label=info.label,
-                    rules=_unique(st.rule_id for st in excl),
+                    rules=_unique(r for st in excl for r in st.rule_ids),
                     because=_unique(st.text for st in excl),
                     sources=_unique(cat.source(s).citation() for st in excl for s in st.sources),
                 ))
@@ -269,7 +269,7 @@ class Engine:
                 regimen=info.id,
                 label=info.label,
                 strength=STRENGTH_CODES[final],
-                rules=_unique([st.rule_id for st in all_statements]
+                rules=_unique([r for st in all_statements for r in st.rule_ids]
                               + (["R9"] if refractory_drugs.get(option_iri) else [])),
                 because=_unique([st.text for st in statements + raise_statements + limiting_statements]),
                 sources=_unique(cat.source(s).citation() for st in all_statements for s in st.sources),
