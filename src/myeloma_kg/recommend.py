@@ -236,9 +236,11 @@ class Engine:
             if rank is None:
                 # Not recommended: listed only when a rule flags it not-preferred or excluded,
                 # so that the clinician sees why it is not offered.
-                if cap_rank is None or cap_rank > OFFERED_MIN_RANK:
+                listing = [r for r in cap_rows if int(r["rank"]) == 0 or r.get("lists") == "true"]
+                if not listing:
                     continue
-                final = cap_rank
+                final = min(int(r["rank"]) for r in listing)
+                cap_rows = listing
             else:
                 final = rank if cap_rank is None else min(rank, cap_rank)
             # Every applicable cap is cited (a cap equal to the strength still explains it).

@@ -6,7 +6,7 @@ import click
 
 from .. import __version__
 from .kb import kb
-from .recommend import recommend
+from .recommend import explain, recommend
 from .validate import validate
 
 
@@ -19,3 +19,4 @@ def main() -> None:
 main.add_command(kb)
 main.add_command(validate)
 main.add_command(recommend)
+main.add_command(explain)
