@@ -14,7 +14,7 @@ from rdflib import Graph, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS
 
 from .kb import load_kb_graph
-from .namespaces import MKG, REGIMEN, SOURCE, TRIAL, local_id
+from .namespaces import DRUG, MKG, REGIMEN, SOURCE, TRIAL, local_id
 
 
 @dataclass(frozen=True)
@@ -190,8 +190,7 @@ class Catalog:
                 id=local_id(iri, REGIMEN),
                 label=str(label) if label is not None else local_id(iri, REGIMEN),
                 name=str(name) if name is not None else local_id(iri, REGIMEN),
-                components=tuple(sorted(local_id(str(d), MKG) .rsplit("/", 1)[-1]
-                                        for d in g.objects(node, MKG.hasComponent))),
+                components=tuple(sorted(local_id(str(d), DRUG) for d in g.objects(node, MKG.hasComponent))),
             )
         return self._options[iri]
 
