@@ -83,7 +83,7 @@ def explain(patient: Any, regimen: str, profile: str = "default", *, engine: Eng
         known = sorted(str(s).rsplit("/", 1)[-1] for s in cat.graph.subjects(RDF.type, MKG.RelapseTreatmentOption))
         raise UnknownIdentifierError("regimen", regimen, get_close_matches(regimen.lower(), known, n=3))
     doc = load_patient(patient)
-    results, store = engine.run([doc], profile)
+    results, store = engine.run([doc], profile, keep_store=True)
     rec = results[0]
     import pyoxigraph as ox
 

@@ -105,7 +105,5 @@ def derive_facts(patient: Any, *, reasoner: Reasoner | None = None) -> DerivedFa
     """
     doc = load_patient(patient)
     reasoner = reasoner or default_reasoner()
-    store = reasoner.new_store()
-    reasoner.add_patients(store, [doc.graph])
-    reasoner.derive(store)
-    return read_facts(store, [doc])[doc.id]
+    with reasoner.batch([doc.graph]) as store:
+        return read_facts(store, [doc])[doc.id]

@@ -16,6 +16,7 @@ in OWL. The same query files run unchanged on any SPARQL 1.1 store.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -115,29 +116,40 @@ def knowledge_template() -> KnowledgeTemplate:
 
 
 def _slim_tbox(asserted: Graph, closed: Graph) -> list[tuple[object, object, object]]:
-    """Class and property axioms without annotations, plus the typing of drugs and findings.
+    """The axioms that classify patients, plus the typing of the individuals patient triples point at.
 
-    Patients only need to be recognised as members of defined classes, so the reasoner gets the
-    axioms (asserted form: the closure adds nothing the rules need) and the rdf:type triples of the
-    individuals patient triples point at.
+    Patients only need to be recognised as members of the defined situation classes, so the reasoner
+    gets the subclass and equivalence axioms of every subclass of ``mkg:PatientSituation`` (with their
+    restriction and list structures), the sub-property axioms, and the rdf:type triples (closed) of
+    drugs and controlled values. Keeping this small keeps per-batch reasoning in the milliseconds.
     """
     keep: list[tuple[object, object, object]] = []
+
+    def with_structure(node: object) -> None:
+        for p, o in asserted.predicate_objects(node):
+            if str(p) in _ANNOTATIONS:
+                continue
+            keep.append((node, p, o))
+            if isinstance(o, BNode):
+                with_structure(o)
+
+    situations = set(closed.subjects(RDFS.subClassOf, MKG.PatientSituation)) | {MKG.PatientSituation}
+    for cls in situations:
+        keep.append((cls, RDF.type, OWL.Class))
+        for p, o in asserted.predicate_objects(cls):
+            if p in (RDFS.subClassOf, OWL.equivalentClass):
+                keep.append((cls, p, o))
+                if isinstance(o, BNode):
+                    with_structure(o)
+    for s, o in asserted.subject_objects(RDFS.subPropertyOf):
+        keep.append((s, RDFS.subPropertyOf, o))
     individuals_of = {MKG.Drug, MKG.CytogeneticAbnormality, MKG.FrailtyCategory, MKG.RelapseKind, MKG.RelapseTempo}
-    for s, p, o in asserted:
-        if str(p) in _ANNOTATIONS:
-            continue
-        if p == RDF.type and o in (OWL.NamedIndividual,):
-            continue
-        if isinstance(s, BNode) or p in (RDFS.subClassOf, OWL.equivalentClass, RDFS.subPropertyOf,
-                                          OWL.intersectionOf, OWL.unionOf, OWL.disjointWith,
-                                          OWL.inverseOf) or (p == RDF.type and o in (OWL.Class, OWL.ObjectProperty, OWL.DatatypeProperty)):
-            keep.append((s, p, o))
     members = set()
     for cls in individuals_of:
         members.update(closed.subjects(RDF.type, cls))
     for s in members:
         for o in closed.objects(s, RDF.type):
-            if o != OWL.NamedIndividual:
+            if o not in (OWL.NamedIndividual, OWL.Thing):
                 keep.append((s, RDF.type, o))
     return keep
 
@@ -169,6 +181,8 @@ class Reasoner:
                  queries: Iterable[QueryFile] | None = None) -> None:
         self.template = template or knowledge_template()
         self.queries = tuple(queries) if queries is not None else derivation_queries()
+        self._shared: ox.Store | None = None
+        self._journal: list[ox.Quad] = []
 
     def new_store(self) -> ox.Store:
         """A fresh in-memory store loaded with the knowledge base and its closure."""
@@ -176,12 +190,39 @@ class Reasoner:
         store.bulk_load(self.template.ntriples, format=ox.RdfFormat.N_TRIPLES)
         return store
 
-    def add_patients(self, store: ox.Store, graphs: Iterable[Graph]) -> None:
-        """Add patient graphs to the store (default graph)."""
+    def add_patients(self, store: ox.Store, graphs: Iterable[Graph]) -> list[ox.Quad]:
+        """Add patient graphs to the store (default graph); returns the quads added."""
         quads: list[ox.Quad] = []
         for graph in graphs:
             quads.extend(graph_to_ox(graph))
-        store.extend(quads)
+        return self._add(store, quads)
+
+    def _add(self, store: ox.Store, quads: list[ox.Quad]) -> list[ox.Quad]:
+        """Add quads that are not already present and journal them (so a batch never removes KB triples)."""
+        new = [q for q in dict.fromkeys(quads) if q not in store]
+        store.extend(new)
+        self._journal.extend(new)
+        return new
+
+    @contextmanager
+    def batch(self, graphs: Iterable[Graph]) -> Iterator[ox.Store]:
+        """A store holding the knowledge base plus these patients with everything derived for them.
+
+        The knowledge base is loaded once per reasoner; a batch's triples are removed again on exit,
+        so batches do not see each other. Not thread-safe: use one reasoner per thread or process.
+        """
+        if self._shared is None:
+            self._shared = self.new_store()
+        store = self._shared
+        self._journal = []
+        self.add_patients(store, graphs)
+        try:
+            self.derive(store)
+            yield store
+        finally:
+            for quad in self._journal:
+                store.remove(quad)
+            self._journal = []
 
     def derive(self, store: ox.Store) -> None:
         """Run every derivation stage and the OWL classification over all patients in ``store``."""
@@ -194,8 +235,7 @@ class Reasoner:
         if not classified:
             self.classify(store)
 
-    @staticmethod
-    def run_construct(store: ox.Store, query: QueryFile) -> int:
+    def run_construct(self, store: ox.Store, query: QueryFile) -> int:
         """Run one CONSTRUCT query and add its triples to the store; returns how many it produced.
 
         :raises KnowledgeBaseError: when the query is not valid SPARQL.
@@ -204,7 +244,7 @@ class Reasoner:
             triples = list(store.query(query.text))
         except SyntaxError as exc:
             raise KnowledgeBaseError(f"{query.path}: {exc}") from exc
-        store.extend(ox.Quad(t.subject, t.predicate, t.object) for t in triples)
+        self._add(store, [ox.Quad(t.subject, t.predicate, t.object) for t in triples])
         return len(triples)
 
     def classify(self, store: ox.Store) -> int:
@@ -222,8 +262,7 @@ class Reasoner:
         added = [ox.Quad(to_ox(s), ox.NamedNode(str(RDF.type)), to_ox(o))
                  for s, p, o in reasoner.reason()
                  if p == RDF.type and s in subjects and isinstance(o, URIRef)]
-        store.extend(added)
-        return len(added)
+        return len(self._add(store, added))
 
 
 @cache

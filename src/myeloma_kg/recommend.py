@@ -172,24 +172,35 @@ class Engine:
         self.reasoner = reasoner or default_reasoner()
         self.catalog = catalog or default_catalog()
 
-    def run(self, documents: Sequence[PatientDocument], profile: str = "default") -> tuple[list[Recommendation], ox.Store]:
-        """Derive and recommend for every document; returns results in input order and the store."""
-        store = self.reasoner.new_store()
-        self.reasoner.add_patients(store, [d.graph for d in documents])
-        self.reasoner.derive(store)
-        facts = read_facts(store, list(documents))
+    def run(self, documents: Sequence[PatientDocument], profile: str = "default", *,
+            keep_store: bool = False) -> tuple[list[Recommendation], ox.Store | None]:
+        """Derive and recommend for every document; results come back in input order.
+
+        :param keep_store: also return a private store holding the derived graph (for ``--format ttl``
+            and explanations); otherwise the reasoner's shared store is used and cleaned afterwards.
+        """
         subs = {"profile": [IRI(profile_iri(profile))]}
+        if keep_store:
+            store = self.reasoner.new_store()
+            self.reasoner.add_patients(store, [d.graph for d in documents])
+            self.reasoner.derive(store)
+            return self._results(store, documents, profile, subs), store
+        with self.reasoner.batch([d.graph for d in documents]) as store:
+            return self._results(store, documents, profile, subs), None
+
+    def _results(self, store: ox.Store, documents: Sequence[PatientDocument], profile: str,
+                 subs: dict[str, list[object]]) -> list[Recommendation]:
+        facts = read_facts(store, list(documents))
         recs = _rows(store, "recommendations", subs)
         constraints = _rows(store, "constraints", subs)
         advice = _rows(store, "advice", subs)
         assessments = _rows(store, "option-assessments", {})
         refractory = _rows(store, "refractory-components", {})
-        results = [
+        return [
             self._assemble(doc, profile, facts[doc.id], recs.get(doc.iri, []), constraints.get(doc.iri, []),
                            advice.get(doc.iri, []), assessments.get(doc.iri, []), refractory.get(doc.iri, []))
             for doc in documents
         ]
-        return results, store
 
     # ------------------------------------------------------------ assembly
     def _assemble(self, doc: PatientDocument, profile: str, facts: DerivedFacts, rec_rows: list[dict],

@@ -46,7 +46,7 @@ def recommend(patients: tuple[str, ...], fmt: str, profile: str) -> None:
         engine = default_engine()
         for path in patients:
             doc, _ = _load_and_validate(path)
-            results, store = engine.run([doc], profile)
+            results, store = engine.run([doc], profile, keep_store=True)
             rec = results[0]
             if fmt == "json":
                 click.echo(json.dumps(rec.to_dict(), indent=2, ensure_ascii=False))
