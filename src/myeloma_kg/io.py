@@ -70,17 +70,40 @@ def _jsonable(value: Any) -> Any:
 
 
 def parse_json_text(text: str, source: str = "<input>") -> Any:
-    """Parse JSON text, raising :class:`ParseError` with line and column."""
+    """Parse JSON text, raising :class:`ParseError` with line and column.
+
+    >>> parse_json_text('{"id": "pt-1" "age": 67}', "pt.json")
+    Traceback (most recent call last):
+    ...
+    myeloma_kg.errors.ParseError: pt.json:1:15: malformed JSON: Expecting ',' delimiter
+    """
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParseError(f"malformed JSON: {exc.msg}", source=source, line=exc.lineno, column=exc.colno) from None
+    except RecursionError:
+        raise ParseError("malformed JSON: the document is nested too deeply", source=source) from None
+
+
+class _DocumentLoader(yaml.SafeLoader):
+    """YAML's safe loader without implicit timestamps.
+
+    Dates stay the strings the author wrote, so that an impossible date such as ``2021-13-40`` reaches
+    validation (which names the field) instead of crashing the YAML parser, and ``2021-01-10`` is typed
+    ``xsd:date`` by the JSON-LD context either way.
+    """
+
+
+_DocumentLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def parse_yaml_text(text: str, source: str = "<input>") -> list[Any]:
     """Parse YAML text (one or more documents), raising :class:`ParseError` with line and column."""
     try:
-        return [_jsonable(d) for d in yaml.safe_load_all(text) if d is not None]
+        return [_jsonable(d) for d in yaml.load_all(text, Loader=_DocumentLoader) if d is not None]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -88,6 +111,10 @@ def parse_yaml_text(text: str, source: str = "<input>") -> list[Any]:
         problem = exc.problem or exc.context or "syntax error"
         raise ParseError(f"malformed YAML: {problem}", source=source, line=line, column=col) from None
     except yaml.YAMLError as exc:
+        raise ParseError(f"malformed YAML: {exc}", source=source) from None
+    except RecursionError:
+        raise ParseError("malformed YAML: the document is nested too deeply", source=source) from None
+    except (ValueError, TypeError) as exc:  # a constructor rejected a value (for example a bad !!binary)
         raise ParseError(f"malformed YAML: {exc}", source=source) from None
 
 
@@ -133,7 +160,16 @@ def read_documents(path: str | Path) -> Iterator[RawDocument]:
         raise UsageError(f"no such file: {p}")
     suffix = p.suffix.lower()
     source = str(p)
-    text = p.read_text(encoding="utf-8")
+    if suffix not in JSON_SUFFIXES | YAML_SUFFIXES | JSONL_SUFFIXES | set(RDF_FORMATS):
+        raise UsageError(
+            f"{p}: unknown file type {suffix!r}; use .json, .yaml, .jsonl, .ttl, .nt or .jsonld"
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"the file is not UTF-8 text (byte {exc.start})", source=source) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {p}: {exc.strerror or exc}") from None
     if suffix in JSONL_SUFFIXES:
         yield from read_jsonl_text(text, source)
     elif suffix in JSON_SUFFIXES:
@@ -168,6 +204,13 @@ def read_jsonl_text(text: str, source: str = "<input>") -> Iterator[RawDocument]
                 source=source,
                 position=lineno,
                 error=ParseError(f"malformed JSON: {exc.msg}", source=source, line=lineno, column=exc.colno),
+            )
+            continue
+        except RecursionError:
+            yield RawDocument(
+                source=source,
+                position=lineno,
+                error=ParseError("malformed JSON: the document is nested too deeply", source=source, line=lineno),
             )
             continue
         if not isinstance(value, dict):

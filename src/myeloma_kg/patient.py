@@ -15,6 +15,9 @@ True
 from __future__ import annotations
 
 import json
+import logging
+import re
+import secrets
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -28,6 +31,23 @@ from .errors import DataError, FieldTypeError, ParseError
 from .io import RawDocument, _jsonable, read_documents
 from .namespaces import MKG, PATIENT
 from .resources import context_path
+
+
+class _IllTypedLiteralFilter(logging.Filter):
+    """Drop rdflib's warning (with a traceback) about literals such as ``"2021-13-40"^^xsd:date``.
+
+    Such a literal is kept as written and reported by validation with its field path; the log line would
+    only show a traceback to the user.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to convert Literal lexical form")
+
+
+logging.getLogger("rdflib.term").addFilter(_IllTypedLiteralFilter())
+
+#: ``PatientDocument.extra`` key of the map from blank-node label to document field path.
+NODE_PATHS = "node_paths"
 
 
 @cache
@@ -87,20 +107,24 @@ class PatientDocument:
             )
         pid = str(pid)
         doc = {k: v for k, v in data.items() if not k.startswith("@")}
+        node_paths = _label_nodes(doc)
         doc["@context"] = patient_context()
         doc["id"] = patient_iri(pid)
         doc["type"] = "Patient"
         doc["patientId"] = pid
         graph = Graph()
         try:
-            graph.parse(data=json.dumps(doc), format="json-ld")
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            text = json.dumps(doc, allow_nan=False)
+            graph.parse(data=text, format="json-ld")
+        except Exception as exc:  # the JSON-LD processor raises many types on odd input
             raise ParseError(
                 f"the document is not valid under the patient JSON-LD context: {exc}",
                 source=f"{source}#{position}",
                 patient=pid,
             ) from None
-        return cls(id=pid, graph=graph, data=data, source=source, position=position)
+        return cls(
+            id=pid, graph=graph, data=data, source=source, position=position, extra={NODE_PATHS: node_paths}
+        )
 
     @classmethod
     def from_graph(cls, graph: Graph, *, source: str = "<input>", position: int = 1) -> "PatientDocument":
@@ -137,13 +161,93 @@ class PatientDocument:
             return cls.from_dict(raw.data, source=raw.source, position=raw.position)
         assert raw.rdf is not None
         text, fmt = raw.rdf
-        graph = Graph()
+        return cls.from_graph(parse_rdf_text(text, fmt, raw.source), source=raw.source, position=raw.position)
+
+
+_FORMAT_NAMES = {"turtle": "Turtle", "nt": "N-Triples", "json-ld": "JSON-LD", "n3": "N3", "xml": "RDF/XML"}
+
+
+def parse_rdf_text(text: str, fmt: str, source: str = "<input>") -> Graph:
+    """Parse RDF text into a graph, raising :class:`ParseError` with line and column where known.
+
+    >>> parse_rdf_text("<a> <b> .", "nt", "x.nt")
+    Traceback (most recent call last):
+    ...
+    myeloma_kg.errors.ParseError: x.nt:1: malformed N-Triples: Invalid line: <a> <b> .
+    """
+    name = _FORMAT_NAMES.get(fmt, fmt)
+    if fmt == "json-ld":
+        from .io import parse_json_text
+
         try:
-            graph.parse(data=text, format=fmt)
-        except Exception as exc:  # rdflib raises many parser-specific types
-            line = getattr(exc, "lineno", None)
-            raise ParseError(f"malformed {fmt}: {exc}", source=raw.source, line=line) from None
-        return cls.from_graph(graph, source=raw.source, position=raw.position)
+            parse_json_text(text, source)
+        except ParseError as exc:
+            raise ParseError(
+                exc.message.replace("malformed JSON", "malformed JSON-LD"),
+                source=source,
+                line=exc.line,
+                column=exc.column,
+            ) from None
+    graph = Graph()
+    try:
+        graph.parse(data=text, format=fmt)
+    except Exception as exc:  # rdflib raises many parser-specific types
+        line, column, why = _rdf_error_location(exc, text)
+        raise ParseError(f"malformed {name}: {why}", source=source, line=line, column=column) from None
+    return graph
+
+
+def _rdf_error_location(exc: Exception, text: str) -> tuple[int | None, int | None, str]:
+    """Line, column and reason of an rdflib parser error."""
+    why = str(getattr(exc, "_why", "") or exc).strip()
+    lines = getattr(exc, "lines", None)
+    if isinstance(lines, int):  # notation3.BadSyntax: 0-based line, character index into the text
+        index = getattr(exc, "_i", -1)
+        column = None
+        if isinstance(index, int) and 0 <= index <= len(text):
+            column = index - (text.rfind("\n", 0, index) + 1) + 1
+        return lines + 1, column, why
+    line = getattr(exc, "lineno", None)
+    if line is None:
+        match = re.match(r"Invalid line: (.*)", why, re.S)
+        if match:
+            wanted = match.group(1).strip()
+            for number, content in enumerate(text.splitlines(), start=1):
+                if content.strip() == wanted:
+                    line = number
+                    break
+    why = why.splitlines()[0] if why else type(exc).__name__
+    return line, getattr(exc, "colno", None), why
+
+
+def _label_nodes(doc: dict[str, Any]) -> dict[str, str]:
+    """Give every nested mapping of ``doc`` a blank-node label and return ``{label: field path}``.
+
+    The labels only tie RDF nodes back to document fields (``lines[0].transplant``); they are unique per
+    call, so graphs of different documents can be merged safely. Mappings that carry their own ``id`` or a
+    JSON-LD keyword are left alone. ``doc`` is modified in place (it is the caller's private copy).
+    """
+    prefix = "d" + secrets.token_hex(6)
+    paths: dict[str, str] = {}
+
+    def visit(value: Any, path: str) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else str(key)
+                out[key] = visit(item, child) if not str(key).startswith("@") else item
+            if path and not any(str(k).startswith("@") or k == "id" for k in value):
+                label = f"{prefix}n{len(paths)}"
+                out["@id"] = "_:" + label
+                paths[label] = path
+            return out
+        if isinstance(value, list):
+            return [visit(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return value
+
+    for key in list(doc):
+        doc[key] = visit(doc[key], key)
+    return paths
 
 
 PatientInput = "str | Path | dict[str, Any] | Graph | PatientDocument"

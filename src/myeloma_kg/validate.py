@@ -1,0 +1,805 @@
+"""SHACL validation of patient documents, reported as typed violations with document field paths.
+
+The contract is ``shapes/patient.shapes.ttl``. :func:`validate` runs, in order:
+
+1. typed pre-checks of the JSON/YAML document (:mod:`myeloma_kg.precheck`) for what JSON-LD would silently
+   drop or mangle (``lines: "VRd"``, ``assessmentDate: null``, ``age: true``);
+2. the JSON-LD conversion to RDF (:class:`~myeloma_kg.patient.PatientDocument`);
+3. pySHACL over the patient graph plus a slim graph of the knowledge base's types (every drug
+   ``a mkg:Drug``, every regimen or procedure ``a mkg:TreatmentOption``, and ``mkg:hasComponent``), so that
+   unknown drug and regimen ids are caught by the shapes;
+4. a mapping of every SHACL result back to the document: focus nodes and values become field paths such
+   as ``lines[1].drugs[0]`` (0-based list indices, as in the document), and unknown ids and controlled
+   values get "did you mean" suggestions.
+
+Validation returns a :class:`ValidationReport`; it raises only when asked (:meth:`~ValidationReport.raise_for_violations`),
+or when the input cannot be read at all (:class:`~myeloma_kg.errors.ParseError`).
+
+>>> report = validate(EXAMPLES_DIR / "pt-017.yaml")
+>>> report.conforms, report.violations, report.warnings
+(True, [], [])
+>>> bad = validate({"id": "pt-9", "assessmentDate": "2026-11-01", "age": "sixty"})
+>>> bad.conforms
+False
+>>> [(v.path, v.severity) for v in bad.violations]
+[('age', 'Violation')]
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from rdflib import BNode, Graph, Literal, URIRef
+from rdflib.collection import Collection
+from rdflib.namespace import RDF, RDFS, SH, SKOS
+
+from .errors import DataError, ParseError, PatientInvalidError
+from .io import RawDocument, read_documents
+from .namespaces import BASE, MKG
+from .patient import NODE_PATHS, PatientDocument, patient_context
+from .precheck import _SAFE_IN_IDS, VIOLATION, WARNING, Issue, precheck
+from .resources import shapes_dir
+
+__all__ = [
+    "Violation",
+    "ValidationReport",
+    "validate",
+    "validate_file",
+    "validate_raw",
+    "shapes_graph",
+]
+
+PSH = "https://w3id.org/myeloma-kg/shapes/patient#"
+#: Bundled example patient documents (``pt-017.yaml`` is the README's example).
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+_SEVERITIES = {SH.Violation: VIOLATION, SH.Warning: WARNING, SH.Info: "Info"}
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One validation result, located in the patient document.
+
+    :param patient: the patient id (``None`` when the document has none).
+    :param path: the field path inside the document, e.g. ``lines[1].drugs[0]`` or ``relapse.kind``
+        (list indices are 0-based, as in the document); ``""`` for the document as a whole.
+    :param message: what is wrong and how to fix it, for a clinician.
+    :param severity: ``"Violation"`` (the document is invalid) or ``"Warning"`` (incomplete but usable).
+    :param shape: the SHACL shape (its local name in the patient shapes) or ``precheck``/``parse``.
+    :param constraint: the SHACL constraint component or SPARQL constraint that failed.
+    :param value: the offending value as written, when there is one.
+    """
+
+    patient: str | None
+    path: str
+    message: str
+    severity: str = VIOLATION
+    shape: str | None = None
+    constraint: str | None = None
+    value: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "patient": self.patient,
+            "path": self.path,
+            "message": self.message,
+            "severity": self.severity,
+            "shape": self.shape,
+            "constraint": self.constraint,
+            "value": self.value,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.patient or '-'} / {self.path or '(document)'} / {self.message} / {self.severity}"
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of validating one patient document.
+
+    ``conforms`` is true when there is no Violation-severity result (warnings are allowed).
+    ``error`` is set (and ``conforms`` false) when the document could not be read or converted at all.
+    """
+
+    patient: str | None
+    violations: list[Violation] = field(default_factory=list)
+    warnings: list[Violation] = field(default_factory=list)
+    source: str | None = None
+    position: int | None = None
+    error: DataError | None = None
+    seconds: float = 0.0
+
+    @property
+    def conforms(self) -> bool:
+        """True when the document has no violation (warnings allowed) and could be read."""
+        return self.error is None and not self.violations
+
+    @property
+    def results(self) -> list[Violation]:
+        """Violations then warnings."""
+        return [*self.violations, *self.warnings]
+
+    def raise_for_violations(self) -> ValidationReport:
+        """Raise :class:`~myeloma_kg.errors.PatientInvalidError` if the document does not conform.
+
+        :returns: the report itself, so that calls can be chained.
+        :raises PatientInvalidError: with this report as ``.report``.
+        :raises DataError: the reading error, when the document could not be read.
+        """
+        if self.error is not None and not self.violations:
+            raise self.error
+        if not self.conforms:
+            raise PatientInvalidError(self, patient=self.patient)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form: patient, source, conforms, violations, warnings (and error, if any)."""
+        out: dict[str, Any] = {
+            "patient": self.patient,
+            "source": self.source,
+            "position": self.position,
+            "conforms": self.conforms,
+            "violations": [v.to_dict() for v in self.violations],
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- shapes, KB
+
+
+@cache
+def shapes_graph() -> Graph:
+    """The patient shapes (``shapes/patient.shapes.ttl``), parsed once."""
+    graph = Graph()
+    graph.parse(shapes_dir() / "patient.shapes.ttl", format="turtle")
+    return graph
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+@dataclass
+class _Catalog:
+    """Known ids of one kind (drug or regimen) with their labels, for suggestions."""
+
+    what: str
+    ids: set[str] = field(default_factory=set)
+    by_norm: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, identifier: str, *labels: str) -> None:
+        self.ids.add(identifier)
+        for text in (identifier, *labels):
+            key = _norm(text)
+            if key and identifier not in self.by_norm.setdefault(key, []):
+                self.by_norm[key].append(identifier)
+
+    def suggest(self, wrong: str, n: int = 3) -> list[str]:
+        """The closest known ids to ``wrong`` (exact match of a label first, then by similarity).
+
+        >>> c = _Catalog("drug"); c.add("lenalidomide", "Lenalidomide", "len"); c.add("pomalidomide")
+        >>> c.suggest("lenalidomid")
+        ['lenalidomide']
+        """
+        key = _norm(wrong)
+        if key in self.by_norm:
+            return sorted(self.by_norm[key])[:n]
+        out: list[str] = []
+        for close in _closest(key, list(self.by_norm), n * 2):
+            for identifier in sorted(self.by_norm[close]):
+                if identifier not in out:
+                    out.append(identifier)
+        return out[:n]
+
+
+def _closest(word: str, candidates: list[str], n: int, cutoff: float = 0.6) -> list[str]:
+    """The candidates most similar to ``word``: those within 0.05 of the best ratio, at least ``cutoff``."""
+    scored = []
+    for candidate in candidates:
+        matcher = difflib.SequenceMatcher(None, word, candidate)
+        if matcher.real_quick_ratio() >= cutoff and matcher.quick_ratio() >= cutoff:
+            ratio = matcher.ratio()
+            if ratio >= cutoff:
+                scored.append((ratio, candidate))
+    if not scored:
+        return []
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    best = scored[0][0]
+    return [candidate for ratio, candidate in scored if ratio >= best - 0.05][:n]
+
+
+@dataclass
+class _KnowledgeTypes:
+    """What validation needs from the knowledge base: a slim type graph and the id catalogues."""
+
+    graph: Graph
+    drugs: _Catalog
+    regimens: _Catalog
+    ox_quads: list[Any] | None = None
+
+
+_KB_QUERY = """
+PREFIX mkg: <https://w3id.org/myeloma-kg/>
+PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
+PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
+SELECT DISTINCT ?kind ?x ?label WHERE {
+    { ?x a/rdfs:subClassOf* mkg:Drug . BIND ("drug" AS ?kind) }
+    UNION
+    { ?x a/rdfs:subClassOf* mkg:TreatmentOption . BIND ("option" AS ?kind) }
+    OPTIONAL { ?x rdfs:label|skos:altLabel ?label }
+}
+"""
+
+_kb_cache: dict[int, tuple[Graph, _KnowledgeTypes]] = {}
+_kb_lock = threading.Lock()
+
+
+def _knowledge_types(kb_graph: Graph | None) -> _KnowledgeTypes:
+    """Build (once per knowledge-base graph) the slim type graph and the id catalogues."""
+    if kb_graph is None:
+        from .kb import load_kb_graph
+
+        kb_graph = load_kb_graph()
+    with _kb_lock:
+        hit = _kb_cache.get(id(kb_graph))
+        if hit is not None and hit[0] is kb_graph:
+            return hit[1]
+    slim = Graph()
+    drugs, regimens = _Catalog("drug"), _Catalog("regimen")
+    for row in kb_graph.query(_KB_QUERY):
+        node, label = row.x, row.label  # type: ignore[union-attr]
+        if not isinstance(node, URIRef):
+            continue
+        local = unquote(str(node).rsplit("/", 1)[-1])
+        labels = [str(label)] if label is not None else []
+        if str(row.kind) == "drug":  # type: ignore[union-attr]
+            slim.add((node, RDF.type, MKG.Drug))
+            drugs.add(local, *labels)
+        else:
+            slim.add((node, RDF.type, MKG.TreatmentOption))
+            regimens.add(local, *labels)
+            for component in kb_graph.objects(node, MKG.hasComponent):
+                slim.add((node, MKG.hasComponent, component))
+    types = _KnowledgeTypes(slim, drugs, regimens)
+    with _kb_lock:
+        if len(_kb_cache) > 8:
+            _kb_cache.clear()
+        _kb_cache[id(kb_graph)] = (kb_graph, types)
+    return types
+
+
+# ---------------------------------------------------------------------------------------------- context
+
+
+@dataclass
+class _ContextMaps:
+    """The JSON-LD context read backwards: property IRI -> document key, value IRI -> code."""
+
+    keys: dict[URIRef, str]
+    codes: dict[URIRef, str]
+    vocabularies: tuple[str, ...]
+
+
+def _expand(term: str) -> str:
+    if term.startswith("mkg:"):
+        return BASE + term[4:]
+    if term.startswith("xsd:"):
+        return "http://www.w3.org/2001/XMLSchema#" + term[4:]
+    return term
+
+
+@cache
+def _context_maps() -> _ContextMaps:
+    context = patient_context()
+    keys: dict[URIRef, str] = {}
+    codes: dict[URIRef, str] = {}
+    vocabularies: list[str] = []
+    for key, definition in context.items():
+        if not isinstance(definition, dict) or "@id" not in definition:
+            continue
+        keys[URIRef(_expand(definition["@id"]))] = key
+        scoped = definition.get("@context", {})
+        for code, iri in scoped.items():
+            if code == "@vocab":
+                vocabularies.append(iri)
+            elif isinstance(iri, str):
+                codes[URIRef(_expand(iri))] = code
+    return _ContextMaps(keys, codes, tuple(sorted(set(vocabularies), key=len, reverse=True)))
+
+
+def _value_text(value: Any) -> str | None:
+    """The value as the document author wrote it (a code, an id, or the literal's text)."""
+    if value is None or isinstance(value, BNode):
+        return None
+    if isinstance(value, URIRef):
+        maps = _context_maps()
+        if value in maps.codes:
+            return maps.codes[value]
+        text = str(value)
+        for vocabulary in maps.vocabularies:
+            if text.startswith(vocabulary):
+                return unquote(text[len(vocabulary):])
+        if text.startswith(BASE):
+            return unquote(text[len(BASE):])
+        return text
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------- paths
+
+_LIST_KEYS = {"lines", "labs", "drugs", "findings", "stoppedForToxicity", "refractoryTo"}
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _navigate(data: Any, path: str) -> Any:
+    """The value at ``path`` inside ``data`` (``None`` when absent)."""
+    current = data
+    for name, index in _TOKEN.findall(path):
+        if name:
+            if not isinstance(current, dict):
+                return None
+            current = current.get(name)
+        else:
+            if not isinstance(current, list) or int(index) >= len(current):
+                return None
+            current = current[int(index)]
+    return current
+
+
+def _item_key(item: Any) -> str:
+    if isinstance(item, dict):
+        return ""
+    return quote(str(item).strip(), safe=_SAFE_IN_IDS)
+
+
+class _PathIndex:
+    """Maps RDF nodes of a patient graph back to document field paths."""
+
+    def __init__(self, graph: Graph, patient: URIRef, data: dict[str, Any] | None, labels: dict[str, str]) -> None:
+        self.graph = graph
+        self.data = data
+        self.keys = _context_maps().keys
+        self.paths: dict[Any, str] = {BNode(label): path for label, path in labels.items()}
+        self.paths[patient] = ""
+        self._walk(patient, "", {patient})
+
+    def _walk(self, node: Any, path: str, seen: set[Any]) -> None:
+        groups: dict[str, list[Any]] = {}
+        for predicate, obj in self.graph.predicate_objects(node):
+            key = self.keys.get(predicate)  # type: ignore[arg-type]
+            if key is None or isinstance(obj, Literal) or obj in seen:
+                continue
+            if isinstance(obj, URIRef) and (obj, None, None) not in self.graph:
+                continue  # a reference to a drug, regimen or code, not a nested mapping
+            groups.setdefault(key, []).append(obj)
+        for key, children in groups.items():
+            children.sort(key=lambda child: self._order(key, child))
+            for i, child in enumerate(children):
+                if child in seen:
+                    continue
+                seen.add(child)
+                if child not in self.paths:
+                    where = f"{path}.{key}" if path else key
+                    if key in _LIST_KEYS or len(children) > 1:
+                        where += f"[{i}]"
+                    self.paths[child] = where
+                self._walk(child, self.paths[child], seen)
+
+    def _order(self, key: str, node: Any) -> tuple[Any, ...]:
+        if key == "lines":
+            number = self.graph.value(node, MKG.lineNumber)
+            value = number.toPython() if isinstance(number, Literal) else None
+            return (0 if isinstance(value, int) else 1, value if isinstance(value, int) else 0, str(node))
+        date = self.graph.value(node, MKG.date) or self.graph.value(node, MKG.start)
+        return (str(date) if date is not None else "~", str(node))
+
+    def locate(self, focus: Any, result_path: Any, value: Any) -> str:
+        """The document path of a SHACL result."""
+        if value is not None and not isinstance(value, Literal) and value in self.paths and value != focus:
+            if result_path is None or (focus, result_path, value) in self.graph:
+                return self.paths[value]
+        base = self.paths.get(focus, "")
+        key = self.keys.get(result_path) if isinstance(result_path, URIRef) else None
+        if key is None:
+            return base
+        where = f"{base}.{key}" if base else key
+        if value is None or self.data is None:
+            return where
+        container = _navigate(self.data, where)
+        if isinstance(container, list):
+            wanted = _item_key(value) if isinstance(value, Literal) else quote(_value_text(value) or "", safe=_SAFE_IN_IDS)
+            for i, item in enumerate(container):
+                if _item_key(item) == wanted:
+                    return f"{where}[{i}]"
+        return where
+
+
+# ---------------------------------------------------------------------------------------------- engine
+
+
+def _shape_name(node: Any) -> str | None:
+    if node is None:
+        return None
+    text = str(node)
+    if text.startswith(PSH):
+        return text[len(PSH):]
+    if isinstance(node, BNode):
+        return None
+    return text.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+
+
+@cache
+def _shape_codes(shape: URIRef | BNode) -> tuple[str, ...]:
+    """The document codes a shape's ``sh:in`` allows (for "did you mean" hints)."""
+    graph = shapes_graph()
+    head = graph.value(shape, SH["in"])
+    if head is None:
+        return ()
+    maps = _context_maps()
+    return tuple(maps.codes.get(item, str(item)) for item in Collection(graph, head))  # type: ignore[arg-type]
+
+
+_UNKNOWN_DRUG = {PSH + n for n in ("UnknownLineDrugConstraint", "UnknownAdministeredDrugConstraint", "UnknownMaintenanceDrugConstraint")}
+_UNKNOWN_REGIMEN = PSH + "UnknownRegimenConstraint"
+
+
+def _suggest_code(wrong: str, codes: tuple[str, ...]) -> list[str]:
+    lowered = {code.lower(): code for code in codes}
+    if wrong.lower() in lowered:
+        return [lowered[wrong.lower()]]
+    return [lowered[c] for c in _closest(wrong.lower(), list(lowered), 2, cutoff=0.5)]
+
+
+def _did_you_mean(options: list[str]) -> str:
+    if not options:
+        return ""
+    if len(options) == 1:
+        return f" Did you mean {options[0]}?"
+    return f" Did you mean {', '.join(options[:-1])} or {options[-1]}?"
+
+
+class _FrozenGraph(Graph):
+    """A read-only graph that memoises triple-pattern look-ups.
+
+    pySHACL reads every shape's parameters from the shapes graph on every run; with the shapes fixed,
+    caching those look-ups removes most of its per-patient cost.
+    """
+
+    def __init__(self, source: Graph) -> None:
+        super().__init__()
+        for triple in source:
+            super().add(triple)
+        self.namespace_manager = source.namespace_manager
+        self._memo: dict[Any, list[Any]] = {}
+
+    def add(self, triple: Any) -> _FrozenGraph:  # type: ignore[override]
+        if triple not in self:  # pySHACL adds a few system triples once; anything else would be a bug
+            self._memo.clear()
+            super().add(triple)
+        return self
+
+    def triples(self, triple: Any) -> Any:  # type: ignore[override]
+        try:
+            return iter(self._memo[triple])
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable pattern
+            return super().triples(triple)
+        found = list(super().triples(triple))
+        self._memo[triple] = found
+        return iter(found)
+
+
+_local = threading.local()
+_VALIDATOR_OPTIONS = {"inplace": True, "allow_warnings": True, "advanced": False, "inference": "none"}
+
+
+def _prepared_shapes() -> Any:
+    """The pySHACL ShapesGraph over the frozen patient shapes, harvested once per thread."""
+    shapes = getattr(_local, "shapes", None)
+    if shapes is None:
+        from pyshacl import ShapesGraph
+        from pyshacl.monkey import apply_patches
+
+        apply_patches()
+        shapes = ShapesGraph(_FrozenGraph(shapes_graph()))
+        _ = shapes.shapes  # harvest the shapes now
+        _local.shapes = shapes
+    return shapes
+
+
+def _run_shacl(patient_graph: Graph, types: _KnowledgeTypes, engine: str) -> Graph:
+    """Run pySHACL over the patient graph plus the knowledge base's types; return the report graph.
+
+    ``engine="oxigraph"`` (the default) loads the data into an in-memory pyoxigraph store, so that the
+    SHACL-SPARQL constraints are parsed and run by Oxigraph; ``engine="rdflib"`` is pySHACL's plain
+    rdflib mode, kept as the reference (both give the same results; see tests/test_validate.py).
+    """
+    if engine == "oxigraph":
+        try:
+            return _run_shacl_oxigraph(patient_graph, types)
+        except ValueError:  # a term Oxigraph rejects (an IRI rdflib tolerated): use the reference path
+            pass
+    elif engine != "rdflib":
+        raise ValueError(f"unknown validation engine {engine!r}; use 'oxigraph' or 'rdflib'")
+    from pyshacl import validate as shacl_validate
+
+    data = Graph()
+    data += types.graph
+    data += patient_graph
+    _, report, _ = shacl_validate(
+        data, shacl_graph=shapes_graph(), inplace=True, allow_warnings=True, advanced=False, inference="none"
+    )
+    return report  # type: ignore[return-value]
+
+
+def _run_shacl_oxigraph(patient_graph: Graph, types: _KnowledgeTypes) -> Graph:
+    import pyoxigraph as ox
+    from pyshacl import Validator
+    from pyshacl.graph_abstraction import DataGraph, to_ox
+
+    if types.ox_quads is None:
+        types.ox_quads = [ox.Quad(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in types.graph]  # type: ignore[arg-type]
+    store = ox.Store()
+    store.extend(types.ox_quads + [ox.Quad(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in patient_graph])  # type: ignore[arg-type]
+    validator = Validator(DataGraph.from_oxigraph_store(store), shacl_graph=Graph(), options=dict(_VALIDATOR_OPTIONS))
+    validator.shacl_graph = _prepared_shapes()
+    _, report, _ = validator.run()
+    return report  # type: ignore[no-any-return]
+
+
+def _shacl_results(
+    doc: PatientDocument, types: _KnowledgeTypes, data: dict[str, Any] | None, engine: str = "oxigraph"
+) -> list[Violation]:
+    report = _run_shacl(doc.graph, types, engine)
+    patient = URIRef(doc.iri)
+    labels = doc.extra.get(NODE_PATHS, {}) if data is not None else {}
+    index = _PathIndex(doc.graph, patient, data, labels)
+    out: list[Violation] = []
+    for result in report.subjects(RDF.type, SH.ValidationResult):
+        focus = report.value(result, SH.focusNode)
+        if isinstance(focus, Literal):
+            continue  # a literal where a mapping belongs: reported by the parent's sh:nodeKind shape
+        value = report.value(result, SH.value)
+        result_path = report.value(result, SH.resultPath)
+        severity = _SEVERITIES.get(report.value(result, SH.resultSeverity), VIOLATION)  # type: ignore[arg-type]
+        shape = report.value(result, SH.sourceShape)
+        source_constraint = report.value(result, SH.sourceConstraint)
+        component = report.value(result, SH.sourceConstraintComponent)
+        messages = sorted(str(m) for m in report.objects(result, SH.resultMessage))
+        message = messages[0] if messages else "does not conform to the patient document contract."
+        text = _value_text(value)
+        constraint = _shape_name(source_constraint) or _shape_name(component)
+        if str(source_constraint) in _UNKNOWN_DRUG and text is not None:
+            message += _did_you_mean(types.drugs.suggest(text))
+        elif str(source_constraint) == _UNKNOWN_REGIMEN and text is not None:
+            message += _did_you_mean(types.regimens.suggest(text))
+        elif component == SH.InConstraintComponent and text is not None and shape is not None:
+            message += _did_you_mean(_suggest_code(text, _shape_codes(shape)))  # type: ignore[arg-type]
+        out.append(
+            Violation(
+                patient=doc.id,
+                path=index.locate(focus, result_path, value),
+                message=message,
+                severity=severity,
+                shape=_shape_name(shape),
+                constraint=constraint,
+                value=text,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- API
+
+
+@dataclass
+class _Run:
+    """What one validation call needs: the knowledge base's types, the engine, and the start time."""
+
+    types: _KnowledgeTypes
+    engine: str
+    started: float
+
+
+def _issue_to_violation(issue: Issue, patient: str | None) -> Violation:
+    value = None if issue.value is None or isinstance(issue.value, (dict, list)) else str(issue.value)
+    return Violation(patient, issue.path, issue.message, issue.severity, "precheck", issue.check, value)
+
+
+def _covered(path: str, prefixes: list[str]) -> bool:
+    return any(path == p or path.startswith(p + ".") or path.startswith(p + "[") for p in prefixes)
+
+
+_TOP_ORDER = {
+    key: i
+    for i, key in enumerate(
+        ["id", "assessmentDate", "age", "frailty", "ecog", "transplantEligible", "donorAvailable", "prefersOral",
+         "cytogenetics", "neuropathyGrade", "neuropathyPainful", "heartFailureNYHA", "lvef",
+         "uncontrolledHypertension", "cardiovascularRiskFactors", "vteHighRisk", "creatinineClearance",
+         "extramedullaryDisease", "plasmaCellLeukemia", "relapse", "lines", "labs"]
+    )
+}
+
+
+def _path_order(path: str) -> tuple[Any, ...]:
+    parts: list[Any] = []
+    for name, index in _TOKEN.findall(path):
+        parts.append((0, int(index), "") if index else (1, _TOP_ORDER.get(name, 99), name))
+    return tuple(parts)
+
+
+def _finish(report: ValidationReport, results: list[Violation], run: _Run) -> ValidationReport:
+    """Drop repeats and results already explained by a pre-check, then sort by document order."""
+    seen: set[tuple[str, str, str]] = set()
+    prechecked = [r.path for r in results if r.shape in ("precheck", "parse") and r.severity == VIOLATION]
+    for r in results:
+        key = (r.path, r.message, r.severity)
+        if key in seen:
+            continue
+        if r.shape not in ("precheck", "parse") and _covered(r.path, prechecked):
+            continue  # the pre-check already reported this field in plainer words
+        seen.add(key)
+        (report.violations if r.severity == VIOLATION else report.warnings).append(r)
+    report.violations.sort(key=lambda v: (_path_order(v.path), v.message))
+    report.warnings.sort(key=lambda v: (_path_order(v.path), v.message))
+    report.seconds = time.perf_counter() - run.started
+    return report
+
+
+def _patient_id(data: Any) -> str | None:
+    pid = data.get("id") if isinstance(data, dict) else None
+    if isinstance(pid, bool) or not isinstance(pid, (str, int)) or not str(pid).strip():
+        return None
+    return str(pid)
+
+
+def _validate_data(data: Any, run: _Run, *, source: str, position: int) -> ValidationReport:
+    """Pre-check a JSON/YAML mapping, convert the cleaned copy, run SHACL."""
+    issues, cleaned = precheck(data)
+    patient = _patient_id(data)
+    report = ValidationReport(patient=patient, source=source, position=position)
+    results = [_issue_to_violation(i, patient) for i in issues]
+    if cleaned is None:
+        return _finish(report, results, run)
+    if patient is None:
+        if not any(r.path == "id" for r in results):
+            results.append(
+                Violation(None, "id", "id is empty: give the patient a unique identifier, e.g. id: pt-017.",
+                          VIOLATION, "precheck", "precheck", None)
+            )
+        cleaned["id"] = f"document-{position}"  # validate the rest under a stand-in id
+    try:
+        doc = PatientDocument.from_dict(cleaned, source=source, position=position)
+    except DataError as exc:
+        results.append(Violation(patient, "", exc.message, VIOLATION, "parse", type(exc).__name__, None))
+        return _finish(report, results, run)
+    shacl = _shacl_results(doc, run.types, data, run.engine)
+    if patient is None:
+        shacl = [replace(v, patient=None) for v in shacl]
+    return _finish(report, results + shacl, run)
+
+
+def _validate_document(doc: PatientDocument, run: _Run) -> ValidationReport:
+    """A document already converted: reuse its graph when it came from a mapping the pre-checks accept."""
+    if doc.data is None:
+        report = ValidationReport(patient=doc.id, source=doc.source, position=doc.position)
+        return _finish(report, _shacl_results(doc, run.types, None, run.engine), run)
+    issues, _ = precheck(doc.data)
+    if issues or NODE_PATHS not in doc.extra:
+        return _validate_data(doc.data, run, source=doc.source, position=doc.position)
+    report = ValidationReport(patient=doc.id, source=doc.source, position=doc.position)
+    return _finish(report, _shacl_results(doc, run.types, doc.data, run.engine), run)
+
+
+def _error_report(error: DataError, source: str | None, position: int | None, run: _Run) -> ValidationReport:
+    report = ValidationReport(patient=error.patient, source=source, position=position, error=error)
+    report.violations.append(
+        Violation(error.patient, error.field or "", error.message, VIOLATION, "parse", type(error).__name__, None)
+    )
+    report.seconds = time.perf_counter() - run.started
+    return report
+
+
+def _start(kb_graph: Graph | None, engine: str) -> _Run:
+    if engine not in ("oxigraph", "rdflib"):
+        raise ValueError(f"unknown validation engine {engine!r}; use 'oxigraph' or 'rdflib'")
+    return _Run(_knowledge_types(kb_graph), engine, time.perf_counter())
+
+
+def validate(document: Any, *, kb_graph: Graph | None = None, engine: str = "oxigraph") -> ValidationReport:
+    """Validate one patient document against the patient shapes.
+
+    :param document: a :class:`~myeloma_kg.patient.PatientDocument`, a mapping (the parsed JSON/YAML),
+        a path to a file holding one patient, or an rdflib :class:`~rdflib.Graph` with one ``mkg:Patient``.
+    :param kb_graph: the knowledge base whose drug and regimen ids are allowed; by default the packaged
+        one (:func:`myeloma_kg.kb.load_kb_graph`).
+    :param engine: ``"oxigraph"`` (fast, the default) or ``"rdflib"`` (pySHACL's plain mode, the
+        reference); both run pySHACL over the same shapes and give the same results.
+    :returns: the report; check ``report.conforms`` or call ``report.raise_for_violations()``.
+    :raises ParseError: when a file cannot be parsed (malformed JSON, YAML or Turtle).
+    :raises DataError: when the input holds no patient or several, or is of an unsupported type.
+
+    >>> report = validate({"id": "pt-1", "assessmentDate": "2026-11-01", "lines": [
+    ...     {"number": 1, "drugs": ["lenalidomid"], "start": "2020-01-01", "bestResponse": "PR"}]})
+    >>> print(report.violations[0])  # doctest: +NORMALIZE_WHITESPACE
+    pt-1 / lines[0].drugs[0] / 'lenalidomid' is not a drug id of the knowledge base: use a lower-case id
+    from the drug catalogue, for example lenalidomide, bortezomib, daratumumab. Did you mean lenalidomide? / Violation
+    """
+    run = _start(kb_graph, engine)
+    if isinstance(document, PatientDocument):
+        return _validate_document(document, run)
+    if isinstance(document, dict):
+        return _validate_data(document, run, source="<input>", position=1)
+    if isinstance(document, Graph):
+        return _validate_document(PatientDocument.from_graph(document), run)
+    if isinstance(document, (str, Path)):
+        raws = list(read_documents(document))
+        if len(raws) != 1:
+            raise DataError(f"{document}: expected one patient document, found {len(raws)}; use validate_file()")
+        if raws[0].error is not None:
+            raise raws[0].error
+        return validate_raw(raws[0], kb_graph=kb_graph, engine=engine)
+    raise DataError(
+        f"cannot validate a {type(document).__name__}: give a mapping, a path, a Graph or a PatientDocument"
+    )
+
+
+def validate_raw(raw: RawDocument, *, kb_graph: Graph | None = None, engine: str = "oxigraph") -> ValidationReport:
+    """Validate one document as read by :func:`myeloma_kg.io.read_documents`.
+
+    A document that cannot be read or converted gives a report with ``error`` set (never an exception).
+    """
+    run = _start(kb_graph, engine)
+    if raw.error is not None:
+        return _error_report(raw.error, raw.source, raw.position, run)
+    if raw.data is not None:
+        return _validate_data(raw.data, run, source=raw.source, position=raw.position)
+    try:
+        doc = PatientDocument.from_raw(raw)
+    except DataError as exc:
+        return _error_report(exc, raw.source, raw.position, run)
+    return _validate_document(doc, run)
+
+
+def validate_file(
+    path: str | Path, *, kb_graph: Graph | None = None, engine: str = "oxigraph"
+) -> Iterator[ValidationReport]:
+    """Validate every patient document of a file or directory (recursively), one report each.
+
+    A file that cannot be parsed yields one report with ``error`` set (a :class:`ParseError` with file,
+    line and column); the other files still run.
+
+    :raises UsageError: when the path does not exist or has an unsupported suffix.
+    """
+    p = Path(path)
+    if p.is_dir():
+        from .io import JSON_SUFFIXES, JSONL_SUFFIXES, RDF_FORMATS, YAML_SUFFIXES
+
+        suffixes = JSON_SUFFIXES | YAML_SUFFIXES | JSONL_SUFFIXES | set(RDF_FORMATS)
+        for child in sorted(p.rglob("*")):
+            if child.is_file() and child.suffix.lower() in suffixes:
+                yield from validate_file(child, kb_graph=kb_graph, engine=engine)
+        return
+    try:
+        raws = list(read_documents(p))
+    except ParseError as exc:
+        yield _error_report(exc, str(p), None, _start(kb_graph, engine))
+        return
+    for raw in raws:
+        yield validate_raw(raw, kb_graph=kb_graph, engine=engine)
