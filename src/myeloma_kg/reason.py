@@ -29,6 +29,7 @@ from .errors import KnowledgeBaseError
 from .kb import load_kb_graph
 from .namespaces import MKG
 from .queries import QueryFile, derivation_queries
+from .resources import queries_dir
 
 CLASSIFY_AFTER_STAGE = 3
 
@@ -110,9 +111,19 @@ def knowledge_template() -> KnowledgeTemplate:
             closed.add(triple)
     except Exception as exc:  # parser or reasoner failure is our fault, not the caller's
         raise KnowledgeBaseError(f"cannot load and close the ontology: {exc}") from exc
+    _prepare_kb(closed)
     ntriples = closed.serialize(format="nt", encoding="utf-8")
     tbox = _slim_tbox(asserted, closed)
     return KnowledgeTemplate(ntriples=ntriples, tbox=tuple(tbox))
+
+
+def _prepare_kb(closed: Graph) -> None:
+    """Run the knowledge-base preparation queries (``queries/prepare-kb``) and add their triples."""
+    store = ox.Store()
+    store.extend(ox.Quad(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in closed)
+    for path in sorted((queries_dir() / "prepare-kb").glob("*.rq")):
+        for t in store.query(path.read_text(encoding="utf-8")):
+            closed.add((to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object)))
 
 
 def _slim_tbox(asserted: Graph, closed: Graph) -> list[tuple[object, object, object]]:

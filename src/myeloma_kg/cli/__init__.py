@@ -6,7 +6,7 @@ import click
 
 from .. import __version__
 from .kb import kb
-from .recommend import explain, recommend
+from .recommend import explain, recommend, summarize
 from .validate import validate
 
 
@@ -20,3 +20,4 @@ main.add_command(kb)
 main.add_command(validate)
 main.add_command(recommend)
 main.add_command(explain)
+main.add_command(summarize)

@@ -1,0 +1,319 @@
+"""Cohort runs: many patients in, one result or one error out for each, in input order.
+
+The same rule files serve the single patient and the cohort: a chunk of patients goes through
+:meth:`myeloma_kg.recommend.Engine.run` as one batch (one store pass, one query pass for all).
+Nothing is lost: every input document ends as exactly one result line or one error line, each
+carrying its input index, source and position.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import DataError, MyelomaKGError, PatientInvalidError
+from .io import RawDocument, read_documents
+
+DEFAULT_CHUNK = 200
+
+
+@dataclass
+class Item:
+    """One input document with its place in the run."""
+
+    index: int
+    raw: RawDocument
+
+
+@dataclass
+class Outcome:
+    """The result or the error of one input document (exactly one of the two is set)."""
+
+    index: int
+    source: str
+    position: int
+    patient: str | None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    def line(self) -> str:
+        """The JSON line written to the results or errors file."""
+        if self.result is not None:
+            payload = {"index": self.index, "source": self.source, "position": self.position, **self.result}
+        else:
+            error = dict(self.error or {})
+            location = error.pop("source", None)
+            payload = {"index": self.index, "source": self.source, "position": self.position,
+                       "patient": self.patient or error.get("patient"), **{k: v for k, v in error.items() if k != "patient"}}
+            if location:
+                payload["location"] = location
+        return json.dumps(payload, ensure_ascii=False, sort_keys=False)
+
+
+@dataclass
+class RunSummary:
+    """Counts of a cohort run."""
+
+    total: int = 0
+    results: int = 0
+    errors: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """One line for the terminal."""
+        rate = (self.results + self.errors) / self.seconds if self.seconds else 0.0
+        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(self.error_kinds.items()))
+        skipped = f", {self.skipped} already done (resumed)" if self.skipped else ""
+        return (f"{self.total} patients: {self.results} results, {self.errors} errors{skipped}"
+                f"{' (' + kinds + ')' if kinds else ''} in {self.seconds:.1f} s ({rate:.0f}/s)")
+
+
+def iter_items(inputs: Iterable[str | Path]) -> Iterator[Item]:
+    """Number every document of every input (files, directories, JSON Lines) from 0, in order."""
+    index = 0
+    for path in inputs:
+        for raw in read_documents(path):
+            yield Item(index, raw)
+            index += 1
+
+
+def _error_outcome(item: Item, exc: MyelomaKGError, patient: str | None) -> Outcome:
+    data = exc.to_dict() if isinstance(exc, DataError) else {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, PatientInvalidError):
+        report = exc.report
+        data["violations"] = [v.to_dict() for v in getattr(report, "violations", [])]
+    return Outcome(item.index, item.raw.source, item.raw.position, patient, error=data)
+
+
+def process_chunk(items: list[Item], profile: str = "default", validate_input: bool = True) -> list[Outcome]:
+    """Parse, validate and recommend a chunk of documents; one outcome per item, in order."""
+    from .patient import PatientDocument
+    from .recommend import default_engine
+    from .validate import validate
+
+    outcomes: dict[int, Outcome] = {}
+    ready: list[tuple[Item, Any, list[dict[str, Any]]]] = []
+    for item in items:
+        pid = item.raw.patient_id
+        try:
+            doc = PatientDocument.from_raw(item.raw)
+            warnings: list[dict[str, Any]] = []
+            if validate_input:
+                report = validate(doc)
+                report.raise_for_violations()
+                warnings = [w.to_dict() for w in report.warnings]
+            ready.append((item, doc, warnings))
+        except MyelomaKGError as exc:
+            outcomes[item.index] = _error_outcome(item, exc, pid)
+    if ready:
+        engine = default_engine()
+        try:
+            recs, _ = engine.run([doc for _, doc, _ in ready], profile)
+            pairs = list(zip(ready, recs))
+        except MyelomaKGError:
+            pairs = []
+            for entry in ready:  # isolate the failing patient; the others still get results
+                try:
+                    pairs.append((entry, engine.run([entry[1]], profile)[0][0]))
+                except MyelomaKGError as exc:
+                    outcomes[entry[0].index] = _error_outcome(entry[0], exc, entry[1].id)
+        for (item, doc, warnings), rec in pairs:
+            result = rec.to_dict()
+            result["validationWarnings"] = warnings
+            outcomes[item.index] = Outcome(item.index, item.raw.source, item.raw.position, doc.id, result=result)
+    return [outcomes[item.index] for item in items]
+
+
+def _chunks(items: Iterable[Item], size: int, skip: set[int]) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in items:
+        if item.index in skip:
+            continue
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _worker(args: tuple[list[Item], str, bool]) -> list[Outcome]:
+    items, profile, validate_input = args
+    return process_chunk(items, profile, validate_input)
+
+
+def done_indexes(*paths: Path | None) -> set[int]:
+    """Indexes already written to earlier results/errors files (complete lines only), for ``--resume``."""
+    done: set[int] = set()
+    for path in paths:
+        if path is None or not path.exists():
+            continue
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    break  # a line cut by an interrupt: redo that patient
+                try:
+                    done.add(int(json.loads(line)["index"]))
+                except (ValueError, KeyError, TypeError):
+                    continue
+    return done
+
+
+def _truncate_partial_line(path: Path | None) -> None:
+    """Drop a trailing incomplete line (from an interrupted run) so that appends stay valid JSON Lines."""
+    if path is None or not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+class Progress:
+    """A one-line progress display on a terminal: patients done, rate, time left."""
+
+    def __init__(self, total: int | None, stream: TextIO = sys.stderr, enabled: bool = True) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = enabled and stream.isatty()
+        self.start = time.monotonic()
+        self.done = 0
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` more patients and redraw."""
+        self.done += n
+        if not self.enabled:
+            return
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        rate = self.done / elapsed
+        left = ""
+        if self.total:
+            remaining = max(self.total - self.done, 0) / rate if rate else 0
+            left = f", {remaining:.0f} s left"
+            line = f"\r{self.done}/{self.total} patients, {rate:.0f}/s{left}"
+        else:
+            line = f"\r{self.done} patients, {rate:.0f}/s"
+        self.stream.write(line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the progress line."""
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_cohort(
+    inputs: list[str | Path],
+    *,
+    out: TextIO,
+    errors: TextIO,
+    profile: str = "default",
+    jobs: int = 1,
+    chunk_size: int = DEFAULT_CHUNK,
+    skip: set[int] | None = None,
+    validate_input: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> RunSummary:
+    """Run every document of ``inputs``; write result lines to ``out`` and error lines to ``errors``.
+
+    Lines are written in input order and flushed as each chunk completes, so an interrupted run
+    leaves only complete lines. ``skip`` holds indexes already done (``--resume``).
+    """
+    summary = RunSummary()
+    skip = skip or set()
+    started = time.monotonic()
+    items = list(iter_items(inputs))
+    summary.total = len(items)
+    summary.skipped = len(skip & {i.index for i in items})
+    chunks = list(_chunks(items, chunk_size, skip))
+
+    def emit(outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            if o.result is not None:
+                out.write(o.line() + "\n")
+                summary.results += 1
+            else:
+                errors.write(o.line() + "\n")
+                summary.errors += 1
+                kind = (o.error or {}).get("kind", "error")
+                summary.error_kinds[kind] = summary.error_kinds.get(kind, 0) + 1
+        out.flush()
+        errors.flush()
+        if progress:
+            progress(len(outcomes))
+
+    if jobs <= 1:
+        for chunk in chunks:
+            emit(process_chunk(chunk, profile, validate_input))
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
+        with ctx.Pool(jobs) as pool:
+            for outcomes in pool.imap(_worker, [(c, profile, validate_input) for c in chunks]):
+                emit(outcomes)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def summarize(path: str | Path) -> dict[str, Any]:
+    """Cohort table from a results file: per regimen, how many patients got each strength, by situation,
+    and the rules that drove exclusions."""
+    per_regimen: dict[str, dict[str, int]] = {}
+    by_situation: dict[str, dict[str, dict[str, int]]] = {}
+    exclusion_rules: dict[str, dict[str, int]] = {}
+    patients = 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            patients += 1
+            situations = [s for s in rec.get("situation", []) if s in ("first-relapse", "second-or-later-relapse")] or ["other"]
+            entries = [(o["regimen"], o["strength"]) for o in rec.get("options", [])]
+            entries += [(e["regimen"], "excluded") for e in rec.get("excluded", [])]
+            for regimen, strength in entries:
+                per_regimen.setdefault(regimen, {}).setdefault(strength, 0)
+                per_regimen[regimen][strength] += 1
+                for sit in situations:
+                    cell = by_situation.setdefault(sit, {}).setdefault(regimen, {})
+                    cell[strength] = cell.get(strength, 0) + 1
+            for e in rec.get("excluded", []):
+                for rule in e.get("rules", []):
+                    exclusion_rules.setdefault(e["regimen"], {}).setdefault(rule, 0)
+                    exclusion_rules[e["regimen"]][rule] += 1
+    return {"patients": patients, "regimens": per_regimen, "bySituation": by_situation,
+            "exclusionRules": exclusion_rules}
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """The cohort table as text."""
+    cols = ["preferred", "alternative", "consider", "not-preferred", "excluded"]
+    lines = [f"{summary['patients']} patients", "",
+             f"{'regimen':<20}" + "".join(f"{c:>14}" for c in cols) + "  exclusion rules"]
+    for regimen in sorted(summary["regimens"]):
+        counts = summary["regimens"][regimen]
+        rules = summary["exclusionRules"].get(regimen, {})
+        rule_text = ", ".join(f"{r}×{n}" for r, n in sorted(rules.items(), key=lambda kv: -kv[1]))
+        lines.append(f"{regimen:<20}" + "".join(f"{counts.get(c, 0):>14}" for c in cols) + f"  {rule_text}")
+    for situation, table in sorted(summary["bySituation"].items()):
+        lines += ["", f"[{situation}]"]
+        for regimen in sorted(table):
+            counts = table[regimen]
+            lines.append(f"  {regimen:<18}" + "".join(f"{counts.get(c, 0):>14}" for c in cols))
+    return "\n".join(lines) + "\n"
+
+
+def prepare_resume(out_path: Path | None, errors_path: Path | None) -> set[int]:
+    """Clean partial lines and return the indexes already done."""
+    _truncate_partial_line(out_path)
+    _truncate_partial_line(errors_path)
+    return done_indexes(out_path, errors_path)
