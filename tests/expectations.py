@@ -68,7 +68,17 @@ def check_recommendation(rec: Any, expected: dict[str, Any]) -> list[str]:
         if rule not in {w.rule for w in rec.warnings}:
             problems.append(f"warnings lack rule {rule} (have {sorted({w.rule for w in rec.warnings})})")
     del warning_rules
+    for rule in expected.get("warnings_rules_exclude", []) or []:
+        if rule in {w.rule for w in rec.warnings}:
+            problems.append(f"warnings must not include rule {rule}")
     action_rules = {a.rule for a in rec.actions}
+    for rule in expected.get("actions_rules_exclude", []) or []:
+        if rule in action_rules:
+            problems.append(f"actions must not include rule {rule}")
+    missing_rules = {m.rule for m in rec.missing}
+    for rule in expected.get("missing_rules_include", []) or []:
+        if rule not in missing_rules:
+            problems.append(f"missing-data notices lack rule {rule} (have {sorted(missing_rules)})")
     for rule in expected.get("actions_rules_include", []) or []:
         if rule not in action_rules:
             problems.append(f"actions lack rule {rule} (have {sorted(action_rules)})")

@@ -124,14 +124,22 @@ def hermit_types(tmp_path_factory: pytest.TempPathFactory) -> dict[URIRef, set[U
 
 
 def upward_closure(graph: Graph, classes: set) -> set[URIRef]:
-    """Named classes and every named superclass, following rdfs:subClassOf and owl:equivalentClass
-    triples of the graph (owlready2's Python-side ``ancestors()`` can miss inferred parents)."""
+    """Named classes and every named superclass, following the rdfs:subClassOf and owl:equivalentClass
+    triples of the graph.
+
+    Workaround: a class that is also used as an individual (punning: recommendations point at
+    situation classes with mkg:appliesWhen) gets its inferred superclasses written by owlready2 as
+    rdf:type triples, not rdfs:subClassOf (owlready2 0.51 keys HermiT's answer by entity kind); so an
+    mkg class asserted as the rdf:type of a class counts as a superclass too.
+    """
     found = {URIRef(str(c)) for c in classes if isinstance(c, URIRef)}
     frontier = list(found)
     while frontier:
         cls_iri = frontier.pop()
         neighbours = set(graph.objects(cls_iri, RDFS.subClassOf)) | set(graph.objects(cls_iri, OWL.equivalentClass))
         neighbours |= set(graph.subjects(OWL.equivalentClass, cls_iri))
+        if (cls_iri, RDF.type, OWL.Class) in graph:
+            neighbours |= {t for t in graph.objects(cls_iri, RDF.type) if str(t).startswith(str(MKG))}
         for parent in neighbours:
             if isinstance(parent, URIRef) and parent not in found:
                 found.add(parent)

@@ -16,7 +16,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import OWL, RDF, XSD
 
 from myeloma_kg.cli import main
-from myeloma_kg.errors import DataError, UnknownIdentifierError
+from myeloma_kg.errors import DataError, KnowledgeBaseError, UnknownIdentifierError
 from myeloma_kg.kb import Drug, KnowledgeBase, Regimen, Trial, load_kb_graph
 from myeloma_kg.namespaces import MKG, REGIMEN, SOURCE, TRIAL
 from myeloma_kg.resources import ontology_dir
@@ -257,7 +257,7 @@ def test_sources(kb: KnowledgeBase) -> None:
     for sid in ("IMWG-resp", "IMWG-2011", "CUR", "TRIALS", "EMN-SIIA-2019", "GERRIE-2013", "IMWG-2021-PCL", "REGULATORY"):
         assert (SOURCE[sid], RDF.type, MKG.Source) in kb.inferred, sid
     profiles = {str(p).rsplit("/", 1)[1] for p in kb.inferred.subjects(RDF.type, MKG.Profile)}
-    assert profiles == {"default", "s000-belgium-c2019", "s003-2025", "trial-evidence-2026"}
+    assert {"default", "s000-belgium-c2019", "s003-2025", "trial-evidence-2026"} <= profiles
 
 
 def test_no_xsd_date_in_ontology(kb: KnowledgeBase) -> None:
@@ -388,12 +388,13 @@ def test_stats(kb: KnowledgeBase) -> None:
     assert stats["front_line_regimens"] == 10
     assert stats["trials"] == 31 and stats["trial_results"] == 146
     assert stats["rules"] == 58 and stats["disagreements"] == 13
-    assert stats["settings"] == 18 and stats["profiles"] == 4 and stats["sources"] == 10
+    assert stats["settings"] == 18 and stats["profiles"] >= 4 and stats["sources"] >= 10
     assert stats["triples"] == len(kb.graph) and stats["triples_with_closure"] == len(kb.inferred)
     assert all(isinstance(v, int) for v in stats.values())
 
 
-@pytest.mark.parametrize(("fmt", "rdflib_format"), [("ttl", "turtle"), ("owl", "xml"), ("jsonld", "json-ld")])
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # rdflib's own JSON-LD parser
+@pytest.mark.parametrize(("fmt", "rdflib_format"), [("ttl", "turtle"), ("jsonld", "json-ld")])  # owl: test_cli_export
 def test_export_round_trips(kb: KnowledgeBase, fmt: str, rdflib_format: str) -> None:
     data = kb.serialize(fmt)
     back = Graph().parse(data=data, format=rdflib_format)
@@ -431,4 +432,25 @@ def test_cli_export(tmp_path: Path) -> None:
     target = tmp_path / "kb.owl"
     out = CliRunner().invoke(main, ["kb", "export", "--format", "owl", "--out", str(target)])
     assert out.exit_code == 0, out.output
-    assert len(Graph().parse(target, format="xml")) > 5000
+    back = Graph().parse(target, format="xml")  # RDF/XML, what Protégé and owlready2 read
+    assert len(back) == len(KnowledgeBase.load().merged_graph())
+    assert list(back.subjects(RDF.type, OWL.Ontology)) == [URIRef(ONTOLOGY_BASE)]
+
+
+def test_recommend_delegates(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    import myeloma_kg.recommend as recommend_module
+
+    calls = []
+    monkeypatch.setattr(recommend_module, "recommend_patient",
+                        lambda k, patient, profile="default": calls.append((k, patient, profile)) or "ok")
+    assert kb.recommend("patient.yaml", profile="s003-2025") == "ok"
+    assert calls == [(kb, "patient.yaml", "s003-2025")]
+
+
+def test_from_files_and_parse_errors(tmp_path: Path) -> None:
+    small = KnowledgeBase.from_files([ontology_dir() / "core.ttl", ontology_dir() / "drugs.ttl"])
+    assert len(small.drugs()) == 30 and small.regimens() == ()
+    broken = tmp_path / "broken.ttl"
+    broken.write_text("@prefix mkg: <https://w3id.org/myeloma-kg/> .\nmkg:x mkg:y", encoding="utf-8")
+    with pytest.raises(KnowledgeBaseError, match="broken.ttl"):
+        KnowledgeBase.from_files([ontology_dir() / "core.ttl", broken])

@@ -116,3 +116,10 @@ def test_broken_shapes_file_is_our_fault(tmp_path: Path) -> None:
     bad.write_text("this is not turtle", encoding="utf-8")
     with pytest.raises(KnowledgeBaseError, match="bad.shapes.ttl"):
         shacl_findings(KnowledgeBase.load(), bad)
+
+
+def test_typed_lookup_of_a_broken_drug_is_our_fault() -> None:
+    broken = kb_with(FIXTURES / "drug-two-primary-classes.ttl")
+    with pytest.raises(KnowledgeBaseError, match="exactly one primary drug class"):
+        broken.drugs()
+    assert not broken.check().conforms  # the check still reports it

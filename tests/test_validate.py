@@ -379,3 +379,12 @@ def test_per_patient_validation_time() -> None:
     median = statistics.median(timings)
     print(f"median validation time per patient: {median * 1000:.1f} ms")
     assert median < 0.5, f"validation became slow: {median * 1000:.0f} ms per patient"
+
+
+def test_raise_for_violations_of_an_unreadable_document(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("id: [unclosed\n", encoding="utf-8")
+    [report] = validate_file(path)
+    assert report.error is not None and not report.conforms
+    with pytest.raises(ParseError):
+        report.raise_for_violations()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyoxigraph as ox
 import reasonable
-from rdflib import BNode, Graph, Literal, Namespace, URIRef
+from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.namespace import OWL, RDF, RDFS, SKOS, XSD
 
 from .errors import KnowledgeBaseError, UnknownIdentifierError
@@ -131,10 +131,8 @@ def owl_rl_closure(graph: Graph) -> Graph:
         raise KnowledgeBaseError(f"the OWL 2 RL reasoner failed on the knowledge base: {exc}") from exc
     closed = Graph()
     _bind(closed)
-    for s, p, o in triples:
-        closed.add((s, p, _plain(o)))
-    for triple in graph:
-        closed.add(triple)
+    closed.addN((s, p, _plain(o), closed) for s, p, o in triples)
+    closed.addN((s, p, o, closed) for s, p, o in graph)
     return closed
 
 

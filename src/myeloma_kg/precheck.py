@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -167,6 +168,27 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _all_spec_keys(spec: Spec, out: set[str]) -> set[str]:
+    out.update(spec.fields)
+    for sub in spec.fields.values():
+        _all_spec_keys(sub, out)
+    if spec.item is not None:
+        _all_spec_keys(spec.item, out)
+    return out
+
+
+_SPEC_KEYS = _all_spec_keys(DRUG_ADMINISTRATION, _all_spec_keys(PATIENT, set()))
+
+
+@cache
+def _context_terms() -> frozenset[str]:
+    """Keys the JSON-LD context defines that no spec here knows: newer fields, passed through unchecked."""
+    from .patient import patient_context
+
+    terms = {key for key, definition in patient_context().items() if isinstance(definition, dict) and "@id" in definition}
+    return frozenset(terms - _SPEC_KEYS)
+
+
 def precheck(data: Any) -> tuple[list[Issue], Any]:
     """Check the shape of a patient document; return the issues and a cleaned copy.
 
@@ -251,6 +273,27 @@ def _check_scalar(value: Any, spec: Spec, path: str, issues: list[Issue]) -> Any
     return value
 
 
+def _check_any(value: Any, path: str, issues: list[Issue]) -> Any:
+    """Only the checks every value needs: no JSON-LD keywords, no NaN or infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        issues.append(Issue(path, f"{path} must be a finite number; got {value!r}.", value=value))
+        return None
+    if isinstance(value, list):
+        return [_check_any(v, f"{path}[{i}]", issues) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            where = _join(path, str(key))
+            if str(key).startswith("@"):
+                issues.append(
+                    Issue(where, f"{where}: keys starting with @ are JSON-LD keywords and are not allowed in a patient document; remove it.")
+                )
+                continue
+            out[str(key)] = _check_any(item, where, issues)
+        return out
+    return value
+
+
 def _check_map(value: dict[str, Any], spec: Spec, path: str, issues: list[Issue], top: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in value.items():
@@ -264,6 +307,9 @@ def _check_map(value: dict[str, Any], spec: Spec, path: str, issues: list[Issue]
             )
             continue
         sub = spec.fields.get(key)
+        if sub is None and key in _context_terms():
+            out[key] = _check_any(item, where, issues)  # a field added to the context after these specs
+            continue
         if sub is None:
             close = difflib.get_close_matches(key, list(spec.fields), n=1, cutoff=0.7)
             hint = f" Did you mean {close[0]}?" if close else ""

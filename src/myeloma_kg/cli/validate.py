@@ -7,6 +7,7 @@ cannot be parsed, 2 for usage errors (missing file, unknown file type, bad optio
 from __future__ import annotations
 
 import json
+import statistics
 import time
 
 import click
@@ -86,11 +87,12 @@ def _summary(reports: list[ValidationReport], elapsed: float) -> str:
     warnings = sum(len(r.warnings) for r in reports)
     if not reports:
         return "no patient documents found"
-    per = elapsed / len(reports) * 1000
+    median = statistics.median(r.seconds for r in reports) * 1000
     parts = [f"{len(reports)} document(s): {valid} valid, {invalid} invalid"]
     if unreadable:
         parts.append(f"{unreadable} unreadable")
     return (
         ", ".join(parts)
-        + f"; {violations} violation(s), {warnings} warning(s) ({elapsed:.2f} s, {per:.0f} ms per document)"
+        + f"; {violations} violation(s), {warnings} warning(s)"
+        + f" ({elapsed:.2f} s in all, start-up included; median {median:.0f} ms per document)"
     )
