@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import pyoxigraph as ox
 import reasonable
@@ -189,10 +190,13 @@ class Reasoner:
     """
 
     def __init__(self, template: KnowledgeTemplate | None = None,
-                 queries: Iterable[QueryFile] | None = None) -> None:
+                 queries: Iterable[QueryFile] | None = None, store: Any | None = None) -> None:
+        """:param store: a store that already holds the knowledge base and its closure, to reason in
+            instead of a private in-memory one — any object with pyoxigraph's ``query``, ``extend``,
+            ``remove`` and ``__contains__`` (for example :class:`myeloma_kg.remote.RemoteStore`)."""
         self.template = template or knowledge_template()
         self.queries = tuple(queries) if queries is not None else derivation_queries()
-        self._shared: ox.Store | None = None
+        self._shared: Any | None = store
         self._journal: list[ox.Quad] = []
 
     def new_store(self) -> ox.Store:

@@ -390,6 +390,12 @@ def default_engine() -> Engine:
     return _ENGINE
 
 
+def set_default_engine(engine: Engine) -> None:
+    """Replace the process-wide engine (for example with one reasoning in a remote store)."""
+    global _ENGINE
+    _ENGINE = engine
+
+
 def recommend(patient: Any, profile: str = "default", *, engine: Engine | None = None) -> Recommendation:
     """Recommend options for one patient (a path, a mapping, an rdflib Graph or a PatientDocument).
 

@@ -59,8 +59,14 @@ def _is_single(patients: tuple[str, ...]) -> bool:
 @click.option("--resume", is_flag=True, help="Continue an interrupted cohort run from its complete lines.")
 @click.option("--keep-going", is_flag=True, help="Exit 0 even when some patients failed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--endpoint", default=None, metavar="URL",
+              help="Run the same rule queries on a remote SPARQL 1.1 store that holds the knowledge base "
+                   "(see `myeloma-kg push`); needs its update endpoint too (--update-endpoint).")
+@click.option("--update-endpoint", default=None, metavar="URL",
+              help="SPARQL 1.1 Update endpoint of the remote store (default: the --endpoint URL).")
 def recommend(patients: tuple[str, ...], fmt: str | None, profile: str, out_path: str | None, errors_path: str | None,
-              jobs: int, chunk_size: int, resume: bool, keep_going: bool, quiet: bool) -> None:
+              jobs: int, chunk_size: int, resume: bool, keep_going: bool, quiet: bool, endpoint: str | None,
+              update_endpoint: str | None) -> None:
     """Recommend regimens for patient documents (JSON, YAML, JSON Lines or RDF; files or directories).
 
     One patient: printed as text (or --format json|ttl). Several patients, a directory or a JSON Lines
@@ -70,6 +76,10 @@ def recommend(patients: tuple[str, ...], fmt: str | None, profile: str, out_path
     2 usage error, 3 knowledge-base error.
     """
     try:
+        if endpoint:
+            from ..remote import use_remote_engine
+
+            use_remote_engine(endpoint, update_endpoint)
         if out_path is None and errors_path is None and _is_single(patients) and not resume:
             _recommend_single(patients[0], fmt or "text", profile)
             return
