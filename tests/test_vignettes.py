@@ -25,3 +25,11 @@ def test_vignette(expected_path: Path, engine) -> None:
         rec_p = recommend(patient, profile, engine=engine)
         problems += [f"[{profile}] {p}" for p in check_recommendation(rec_p, block)]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("expected_path", VIGNETTES, ids=[p.parent.name for p in VIGNETTES])
+def test_vignette_patient_validates(expected_path: Path) -> None:
+    from myeloma_kg.validate import validate
+
+    report = validate(expected_path.parent / "patient.yaml")
+    assert report.conforms, "\n".join(str(v) for v in report.violations)
