@@ -125,7 +125,7 @@ RELAPSE_REGIMENS: dict[str, _Relapse] = {
     "ird": _Relapse(20, 2016, _C, (4, 1.5, 0.4)),
     "erd": _Relapse(19, 2016, _C, (2, 1, 0.3)),
     "rd": _Relapse(14, 2007, _C, (2, 0.8, 0.4)),
-    "vd": _Relapse(9, 2005, _F, (2, 1.2, 0.6), fixed_days=168),
+    "vd": _Relapse(9, 2005, _F, (1.5, 1, 0.5), fixed_days=168),
     "kd": _Relapse(18, 2015, _C, (5, 4, 2)),
     "dvd": _Relapse(17, 2016, _C, (10, 4, 1), partial=(("bortezomib", 168), ("dexamethasone", 168))),
     "dkd": _Relapse(28, 2020, _C, (8, 5, 1)),
@@ -153,15 +153,18 @@ RELAPSE_REGIMENS: dict[str, _Relapse] = {
     "tec_dara": _Relapse(40, 2025, _C, (0.4, 0.5, 0.2)),
     "ven_dex": _Relapse(7, 2017, _C, (0.3, 1.5, 3)),
     "ven_vd": _Relapse(20, 2019, _C, (0.3, 1, 0.5)),
-    "benda_dex": _Relapse(4, 2010, _F, (0.05, 0.5, 2), fixed_days=126),
-    "dcep": _Relapse(3, 2005, _F, (0.05, 0.4, 1.5), fixed_days=56),
-    "dt_pace": _Relapse(5, 2005, _F, (0, 0.3, 1), fixed_days=60),
-    "vdt_pace": _Relapse(5, 2008, _F, (0, 0.3, 1), fixed_days=60),
+    "benda_dex": _Relapse(4, 2010, _F, (0.05, 0.4, 1), fixed_days=126),
+    "dcep": _Relapse(3, 2005, _F, (0.05, 0.3, 1), fixed_days=56),
+    "dt_pace": _Relapse(5, 2005, _F, (0, 0.2, 0.6), fixed_days=60),
+    "vdt_pace": _Relapse(5, 2008, _F, (0, 0.2, 0.5), fixed_days=60),
     "pld_vd": _Relapse(9, 2007, _F, (0.1, 0.4, 0.8), fixed_days=168),
     "pd_clarithromycin": _Relapse(8, 2013, _C, (0, 0.1, 0.3)),
     "vcd": _Relapse(10, 2006, _F, (1, 0.8, 0.5), fixed_days=168),
-    "td": _Relapse(6, 2005, _C, (0.1, 0.2, 0.3)),
+    "td": _Relapse(6, 2005, _C, (0.1, 0.15, 0.2)),
 }
+
+# Older relapse regimens used less once anti-CD38 and carfilzomib combinations were available.
+_SUPERSEDED = frozenset({"vd", "td", "vcd", "benda_dex", "pd_clarithromycin", "rd", "pan_vd"})
 
 # Drug combinations given without a catalogue regimen id (the line lists its drugs only).
 _OFF_CATALOGUE = (
@@ -273,10 +276,9 @@ class _Line:
     def last_doses(self) -> dict[str, dt.date]:
         """The last dose of every drug of the line (as the engine's administrations step reads it)."""
         out = {d: self.drug_end.get(d, self.end) for d in self.drugs}
-        if self.maintenance is not None:
+        if self.maintenance is not None and self.maintenance_end is not None:
             for d in self.maintenance["drugs"]:
-                end = self.maintenance_end
-                out[d] = max(out.get(d, end), end) if end is not None and d in out else end  # type: ignore[arg-type]
+                out[d] = max(out[d], self.maintenance_end) if d in out else self.maintenance_end
         return out
 
     def refractory(self) -> set[str]:
@@ -330,10 +332,10 @@ class _Builder:
     # ------------------------------------------------------------------ patient-level draws
     def build(self) -> dict[str, Any]:
         rng = self.rng
-        self.age_dx = int(min(89, max(32, rng.gauss(66, 9))))
+        self.n_lines = _weighted(rng, {1: 34, 2: 25, 3: 17, 4: 11, 5: 7, 6: 6})
+        self.age_dx = int(min(88 - 2 * self.n_lines, max(32, rng.gauss(66 - self.n_lines, 9))))
         self.fit_at_dx = self.age_dx < 70 and rng.random() < 0.85
         self.eligible_at_dx = self.fit_at_dx and rng.random() < 0.9
-        self.n_lines = _weighted(rng, {1: 34, 2: 25, 3: 17, 4: 11, 5: 7, 6: 6})
         self.findings = self._findings()
         self.high_risk = bool(set(self.findings or ()) & _HIGH_RISK)
         self.nyha_base = _weighted(rng, {0: 88, 1: 5, 2: 4, 3: 2.5, 4: 0.5}) if self.age_dx < 75 else \
@@ -343,13 +345,17 @@ class _Builder:
 
         # Timeline: place the diagnosis so that the assessment falls in the registry window.
         target = _ASSESSMENT_FIRST + _days(rng.random() * (_ASSESSMENT_LAST - _ASSESSMENT_FIRST).days)
-        years_back = rng.uniform(0.6, 2.5) + (self.n_lines - 1) * rng.uniform(1.0, 2.2)
-        diagnosis = target - _days(365.25 * years_back)
-        lines = self._lines(diagnosis)
-        shift = (self.assessment - _ASSESSMENT_LAST).days
-        if shift > 0:  # a long history ran past the window: move it back in one piece
-            self._shift(lines, -shift)
-        return self._document(lines, diagnosis if shift <= 0 else diagnosis - _days(shift))
+        # Draw the history once to learn its length, then again from the same state starting at the right
+        # time (so that regimens fit their era), then move it by the few days the second draw differs.
+        state = rng.getstate()
+        self.diagnosis = target - _days(365.25 * 3 * self.n_lines)
+        self._lines(self.diagnosis)
+        span = self.assessment - self.diagnosis
+        rng.setstate(state)
+        self.diagnosis = target - span
+        lines = self._lines(self.diagnosis)
+        self._shift(lines, (target - self.assessment).days)
+        return self._document(lines, lines[0].start)
 
     def _findings(self) -> list[str] | None:
         rng = self.rng
@@ -377,16 +383,13 @@ class _Builder:
             line = self._front_line(day) if number == 1 else self._relapse_line(number, day, state, lines)
             lines.append(line)
             state.update(line)
-            gap = 1 + int(rng.expovariate(1 / 18))
-            if number < self.n_lines and self._next_is_cell_therapy_hint():
+            gap = 1 + min(int(rng.expovariate(1 / 18)), 90)
+            if rng.random() < 0.05:  # work-up, apheresis or a treatment-free pause
                 gap += rng.randint(20, 50)
-            day = line.progression + _days(min(gap, 120))
+            day = line.progression + _days(gap)
         self.relapse = lines[-1].progression
         self.assessment = self.relapse + _days(rng.randint(1, 42))
         return lines
-
-    def _next_is_cell_therapy_hint(self) -> bool:
-        return self.rng.random() < 0.05
 
     def _response(self, number: int, regimen: str | None) -> str:
         rng = self.rng
@@ -446,11 +449,10 @@ class _Builder:
             progression = start + _days(pfs)
             if progression <= asct + _days(30):  # progressed during induction: no transplant
                 end = min(induction_end, progression)
-                on_therapy = progression <= induction_end + _days(REFRACTORY_WINDOW_DAYS)
                 if response not in _NO_RESPONSE and progression <= induction_end:
                     response = rng.choice(("MR", "SD", "PD"))
                 return self._finish(_Line(1, regimen, drugs, start, end, progression, response,
-                                          progression <= induction_end, drug_end), on_therapy)
+                                          progression <= induction_end, drug_end))
             transplant = {"kind": "autologous", "date": _iso(asct)}
             end = induction_end
             on_therapy = False
@@ -470,22 +472,22 @@ class _Builder:
                 maintenance = {"drugs": m_drugs, "start": _iso(m_start), "end": _iso(maintenance_end)}
             line = _Line(1, regimen, drugs, start, end, progression, response, on_therapy, drug_end,
                          transplant=transplant, maintenance=maintenance, maintenance_end=maintenance_end)
-            return self._finish(line, None)
+            return self._finish(line)
         # No transplant: continuous regimens run until progression, fixed ones stop.
         median = {"drd": 55, "d_vrd": 60, "vrd": 40, "rd": 26, "vmp": 22, "d_vmp": 36, "vtd": 24, "vcd": 20}[regimen]
         pfs = self._pfs_days(median, response, 1)
         progression = start + _days(pfs)
         if regimen in ("vrd", "d_vrd"):  # 8 cycles with bortezomib, then (D)Rd until progression
             drug_end["bortezomib"] = start + _days(8 * 21 - 10)
-            return self._continuous(1, regimen, drugs, start, progression, response, drug_end)
+            return self._finish(self._continuous(1, regimen, drugs, start, progression, response, drug_end))
         if regimen == "d_vmp":  # 9 six-week cycles of VMP, daratumumab until progression
             for d in ("bortezomib", "melphalan", "prednisone"):
                 drug_end[d] = start + _days(9 * 42 - 10)
-            return self._continuous(1, regimen, drugs, start, progression, response, drug_end)
+            return self._finish(self._continuous(1, regimen, drugs, start, progression, response, drug_end))
         if regimen in ("drd", "rd"):
-            return self._continuous(1, regimen, drugs, start, progression, response, drug_end)
+            return self._finish(self._continuous(1, regimen, drugs, start, progression, response, drug_end))
         fixed = {"vmp": 9 * 42 - 10, "vtd": 6 * 21 - 10, "vcd": 8 * 21 - 10}[regimen]
-        return self._fixed(1, regimen, drugs, start, progression, response, fixed)
+        return self._finish(self._fixed(1, regimen, drugs, start, progression, response, fixed))
 
     def _continuous(self, number: int, regimen: str | None, drugs: tuple[str, ...], start: dt.date,
                     progression: dt.date, response: str, drug_end: dict[str, dt.date]) -> _Line:
@@ -497,8 +499,7 @@ class _Builder:
             end = progression - _days(rng.uniform(20, min(900, (progression - start).days - 30)))
             on_therapy = False
         drug_end = {d: e for d, e in drug_end.items() if e < end}
-        return self._finish(_Line(number, regimen, drugs, start, end, progression, response, on_therapy, drug_end),
-                            None)
+        return _Line(number, regimen, drugs, start, end, progression, response, on_therapy, drug_end)
 
     def _fixed(self, number: int, regimen: str | None, drugs: tuple[str, ...], start: dt.date,
                progression: dt.date, response: str, length: int) -> _Line:
@@ -507,9 +508,9 @@ class _Builder:
             end, on_therapy = progression, True
         else:
             end, on_therapy = planned_end, False
-        return self._finish(_Line(number, regimen, drugs, start, end, progression, response, on_therapy, {}), None)
+        return _Line(number, regimen, drugs, start, end, progression, response, on_therapy, {})
 
-    def _finish(self, line: _Line, _unused: object) -> _Line:
+    def _finish(self, line: _Line) -> _Line:
         """Toxicity stops and clinicians' refractoriness assertions, consistent with the line's dates."""
         rng = self.rng
         candidates = [d for d in line.drugs if d not in ("dexamethasone", "prednisone")
@@ -538,17 +539,10 @@ class _Builder:
             info = RELAPSE_REGIMENS[regimen]
         response = self._response(number, regimen)
         progression = start + _days(self._pfs_days(info.pfs, response, number))
-        transplant = None
-        if (regimen in ("vcd", "kd", "dkd", "dvd", "isa_kd", "krd") and number == 2 and self.age_dx < 68
-                and self.fit_at_dx and lines[0].transplant is not None
-                and (lines[0].progression - start).days < -365 * 3 and rng.random() < 0.3):
-            pass  # a salvage transplant is decided after the re-induction response (below)
-        if info.course == _CELL:
-            end = start
-            on_therapy = progression <= end
-            line = _Line(number, regimen, drugs, start, end, max(progression, start + _days(21)), response,
-                         on_therapy, {})
-            return self._finish(line, None)
+        if info.course == _CELL:  # a single infusion: the line ends the day it starts
+            line = _Line(number, regimen, drugs, start, start, max(progression, start + _days(21)), response,
+                         False, {})
+            return self._finish(line)
         drug_end: dict[str, dt.date] = {}
         for drug, days in info.partial:
             drug_end[drug] = start + _days(days - rng.randint(3, 10))
@@ -576,24 +570,22 @@ class _Builder:
                 line.drug_end = {d: e for d, e in line.drug_end.items() if e < line.end}
                 line.on_therapy = False
                 line.transplant = {"kind": "allogeneic", "date": _iso(allo)}
-        if line.transplant is None and line.on_therapy is False and line.end == line.progression:
-            line.on_therapy = True
-        if transplant is not None:
-            line.transplant = transplant
-        return line
+        return self._finish(line)
 
     def _choose_relapse(self, number: int, start: dt.date, state: _State) -> str:
         rng = self.rng
         bucket = 0 if number == 2 else 1 if number <= 4 else 2
         year = start.year
-        frail = self.age_dx + (start.year - (start.year - 0)) >= 80 or not self.fit_at_dx
-        age_now = self.age_dx + max(0, (number - 1) * 1.5)
+        age_now = self.age_dx + (start - self.diagnosis).days / 365.25
+        frail = age_now >= 80 or not self.fit_at_dx
         weights: dict[str, float] = {}
         triple_exposed = bool(state.exposed & IMIDS) and bool(state.exposed & PIS) and bool(state.exposed & ANTI_CD38)
         for regimen, info in RELAPSE_REGIMENS.items():
             w = info.weights[bucket]
             if w <= 0 or year < info.year:
                 continue
+            if year >= 2017 and regimen in _SUPERSEDED:
+                w *= 0.35
             comps = set(REGIMEN_COMPONENTS[regimen])
             active = comps - {"dexamethasone", "prednisone"}
             if "lenalidomide" in comps:
@@ -683,7 +675,7 @@ class _Builder:
             grade = _weighted(rng, {0: 50, 1: 31, 2: 14, 3: 4.5, 4: 0.5})
         else:
             grade = _weighted(rng, {0: 90, 1: 8, 2: 2})
-        nyha = self.nyha_base if rng.random() < 0.9 else min(4, self.nyha_base + 1)
+        nyha = self.nyha_base if rng.random() < 0.97 else min(4, self.nyha_base + 1)
         crcl = rng.gauss(140 - 1.1 * age, 18)
         if rng.random() < 0.08:
             crcl *= 0.4
@@ -905,7 +897,7 @@ def _boolean_as_text(doc: dict[str, Any], rng: random.Random) -> bool:
 
 
 def _bad_frailty(doc: dict[str, Any], rng: random.Random) -> bool:
-    doc["frailty"] = rng.choice(("robust", "unfit", "Fit", "pre-frail"))
+    doc["frailty"] = rng.choice(("robust", "unfit", "moderate", "pre-frail"))
     return True
 
 
