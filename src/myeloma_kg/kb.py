@@ -39,6 +39,7 @@ from rdflib.namespace import OWL, RDF, RDFS, SKOS, XSD
 
 from .errors import KnowledgeBaseError, UnknownIdentifierError
 from .namespaces import BASE, DRUG, MKG, PREFIXES, REGIMEN, TRIAL, local_id
+from .cache import cached
 from .resources import ontology_dir
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type hints only
@@ -89,7 +90,8 @@ def load_kb_graph() -> Graph:
     :returns: the merged, asserted graph.
     :raises KnowledgeBaseError: when a file does not parse.
     """
-    return _parse_files(sorted(ontology_dir().glob("*.ttl")))
+    files = sorted(ontology_dir().glob("*.ttl"))
+    return cached("kb-graph", files, lambda: _parse_files(files))
 
 
 def _parse_files(paths: Iterable[Path | str]) -> Graph:

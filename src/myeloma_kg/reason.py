@@ -30,7 +30,8 @@ from .errors import KnowledgeBaseError
 from .kb import load_kb_graph
 from .namespaces import MKG
 from .queries import QueryFile, derivation_queries
-from .resources import queries_dir
+from .cache import cached
+from .resources import ontology_dir, queries_dir
 
 CLASSIFY_AFTER_STAGE = 3
 
@@ -99,10 +100,15 @@ def owl_rl_closure(graph: Graph) -> list[tuple[object, object, object]]:
 
 @cache
 def knowledge_template() -> KnowledgeTemplate:
-    """Close the knowledge base once and keep what per-batch reasoning needs.
+    """Close the knowledge base once and keep what per-batch reasoning needs (cached on disk).
 
     :raises KnowledgeBaseError: when the ontology cannot be loaded or closed.
     """
+    inputs = sorted(ontology_dir().glob("*.ttl")) + sorted((queries_dir() / "prepare-kb").glob("*.rq"))
+    return cached("knowledge-template", inputs, _build_knowledge_template)
+
+
+def _build_knowledge_template() -> KnowledgeTemplate:
     try:
         asserted = load_kb_graph()
         closed = Graph()
