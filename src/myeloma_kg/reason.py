@@ -27,7 +27,7 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import OWL, RDF, RDFS
 
 from .errors import KnowledgeBaseError
-from .kb import load_kb_graph
+from .kb import load_kb_graph, owl_rl_closure
 from .namespaces import MKG
 from .queries import QueryFile, derivation_queries
 from .cache import cached
@@ -91,13 +91,6 @@ class KnowledgeTemplate:
     tbox: tuple[tuple[object, object, object], ...]
 
 
-def owl_rl_closure(graph: Graph) -> list[tuple[object, object, object]]:
-    """Materialise the OWL 2 RL closure of ``graph`` with ``reasonable`` (returns all triples)."""
-    reasoner = reasonable.PyReasoner()
-    reasoner.from_graph(graph)
-    return reasoner.reason()
-
-
 @cache
 def knowledge_template() -> KnowledgeTemplate:
     """Close the knowledge base once and keep what per-batch reasoning needs (cached on disk).
@@ -109,15 +102,8 @@ def knowledge_template() -> KnowledgeTemplate:
 
 
 def _build_knowledge_template() -> KnowledgeTemplate:
-    try:
-        asserted = load_kb_graph()
-        closed = Graph()
-        for triple in owl_rl_closure(asserted):
-            closed.add(triple)
-        for triple in asserted:
-            closed.add(triple)
-    except Exception as exc:  # parser or reasoner failure is our fault, not the caller's
-        raise KnowledgeBaseError(f"cannot load and close the ontology: {exc}") from exc
+    asserted = load_kb_graph()
+    closed = owl_rl_closure(asserted)
     _prepare_kb(closed)
     ntriples = closed.serialize(format="nt", encoding="utf-8")
     tbox = _slim_tbox(asserted, closed)
