@@ -38,8 +38,10 @@ import re
 import threading
 import urllib.error
 import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import Any
 
 import pyoxigraph as ox
@@ -101,6 +103,88 @@ def skolemise_ntriples(data: bytes) -> bytes:
     if all(isinstance(q.graph_name, ox.DefaultGraph) for q in out):
         return ox.serialize((ox.Triple(q.subject, q.predicate, q.object) for q in out), format=ox.RdfFormat.N_TRIPLES)
     return ox.serialize(out, format=ox.RdfFormat.N_QUADS)
+
+
+# ---------------------------------------------------------------- reading query text
+
+_PROTECTED = re.compile(
+    r'"""(?:[^"\\]|\\.|"(?!""))*(?:"""|$)'
+    r"|'''(?:[^'\\]|\\.|'(?!''))*(?:'''|$)"
+    r'|"(?:[^"\\\n\r]|\\.)*(?:"|$)'
+    r"|'(?:[^'\\\n\r]|\\.)*(?:'|$)"
+    r'|<[^<>"{}|^`\\\x00-\x20]*>'
+    r"|#[^\n\r]*"
+    r"|[?$][A-Za-z0-9_\u00B7\u00C0-\U000EFFFF]+",
+    re.DOTALL,
+)
+
+
+def mask_sparql(text: str) -> str:
+    """The query text with its strings, IRIs and comments replaced by ``_`` and its variables by
+    spaces (same length, so offsets still match the original).
+
+    What is left are keywords, punctuation, prefixed names and numbers, so keyword and function
+    searches cannot be fooled by a string, an IRI, a comment or a variable name.
+
+    >>> mask_sparql('SELECT ?x { ?x <urn:service> "load" } # SERVICE')
+    'SELECT    {    _____________ ______ } _________'
+    """
+    out: list[str] = []
+    pos = 0
+    length = len(text)
+    while pos < length:
+        ch = text[pos]
+        if ch in "\"'<#?$":
+            match = _PROTECTED.match(text, pos)
+            if match and match.end() > pos + 1:
+                width = match.end() - pos
+                out.append(" " * width if ch in "?$" else "_" * width)
+                pos = match.end()
+                continue
+        out.append(ch)
+        pos += 1
+    return "".join(out)
+
+
+_TERM_TEST = re.compile(r"(?<![\w:.\-])(isIRI|isURI|isBlank)\s*\(", re.IGNORECASE)
+
+
+def _closing_paren(masked: str, start: int) -> int:
+    depth = 0
+    for i in range(start, len(masked)):
+        if masked[i] == "(":
+            depth += 1
+        elif masked[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def rewrite_term_tests(query: str) -> str:
+    """Make ``isIRI``/``isURI``/``isBlank`` see skolem IRIs as the blank nodes they stand for.
+
+    The query's logic is unchanged: ``isIRI(x)`` becomes ``(isIRI(x) && !STRSTARTS(STR(x), genid))`` and
+    ``isBlank(x)`` becomes ``(isBlank(x) || (isIRI(x) && STRSTARTS(STR(x), genid)))``.
+
+    >>> rewrite_term_tests("ASK { ?s ?p ?o FILTER(isBlank(?o)) }").count("STRSTARTS")
+    1
+    """
+    masked = mask_sparql(query)
+    match = _TERM_TEST.search(masked)
+    if match is None:
+        return query
+    open_at = match.end() - 1
+    close_at = _closing_paren(masked, open_at)
+    if close_at < 0:
+        return query  # unbalanced: leave it to the store's parser to report
+    arg = rewrite_term_tests(query[open_at + 1:close_at])
+    genid = f'"{SKOLEM_PREFIX}"'
+    if match.group(1).lower() == "isblank":
+        new = f"(isBlank({arg}) || (isIRI({arg}) && STRSTARTS(STR({arg}), {genid})))"
+    else:
+        new = f"({match.group(1)}({arg}) && !STRSTARTS(STR({arg}), {genid}))"
+    return query[:match.start()] + new + rewrite_term_tests(query[close_at + 1:])
 
 
 # ---------------------------------------------------------------- results that look like pyoxigraph's
@@ -206,7 +290,8 @@ class RemoteStore:
     test, when the buffer is full, when everything this store inserted has been removed again (the end
     of a reasoning batch) and on :meth:`flush` / :meth:`close`. Membership tests (``quad in store``)
     are answered from the batch lookup made right after each CONSTRUCT (one request for all its
-    triples), or by an ASK.
+    triples), or by an ASK. One store object serves one reasoner in one process (a forked copy refuses
+    to work: its batches would overlap its siblings' in the same graph).
     """
 
     def __init__(self, endpoint: str, update_endpoint: str | None = None, *, token: str | None = None,
@@ -226,6 +311,7 @@ class RemoteStore:
         self._known: dict[ox.Quad, bool] = {}
         self._labels: set[str] = set()
         self._lock = threading.RLock()
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         graph = f" graph={self.graph}" if self.graph else ""
@@ -252,6 +338,10 @@ class RemoteStore:
     def _send(self, sw: Any, what: str) -> tuple[bytes, str]:
         from SPARQLWrapper.SPARQLExceptions import SPARQLWrapperException
 
+        if os.getpid() != self._pid:
+            # A forked worker would reason in the same graph as its siblings and see their patients.
+            raise RemoteStoreError("a RemoteStore cannot be shared with other processes: batches in one store "
+                                   "must not overlap; run cohorts against a remote store with --jobs 1")
         self.requests[what] += 1
         try:
             response = sw.query().response
@@ -296,6 +386,7 @@ class RemoteStore:
         """Run a query: SELECT → :class:`RemoteSolutions`, ASK → :class:`RemoteBoolean`,
         CONSTRUCT/DESCRIBE → a list of :class:`pyoxigraph.Triple` (blank nodes restored)."""
         form = query_form(text)
+        text = _rewritten(text)
         with self._lock:
             self._flush_deletes()
             self._known.clear()
@@ -488,6 +579,11 @@ class RemoteStore:
                 self._known[found] = True
 
 
+@lru_cache(maxsize=512)
+def _rewritten(text: str) -> str:
+    return rewrite_term_tests(text)
+
+
 def _as_quad(quad: Any) -> ox.Quad:
     if isinstance(quad, ox.Quad):
         return quad
@@ -538,3 +634,60 @@ def use_remote_engine(endpoint: str, update_endpoint: str | None = None) -> Any:
     engine = remote_engine(endpoint, update_endpoint)
     set_default_engine(engine)
     return engine
+
+
+# ---------------------------------------------------------------- Graph Store Protocol (push)
+
+def graph_store_url(endpoint: str) -> str:
+    """The SPARQL 1.1 Graph Store Protocol URL that goes with a query endpoint, by convention.
+
+    >>> graph_store_url("http://localhost:7878/query")            # Oxigraph server
+    'http://localhost:7878/store'
+    >>> graph_store_url("http://localhost:3030/ds/sparql")         # Apache Jena Fuseki
+    'http://localhost:3030/ds/data'
+    >>> graph_store_url("http://localhost:7200/repositories/kg")   # GraphDB, RDF4J
+    'http://localhost:7200/repositories/kg/rdf-graphs/service'
+    """
+    url, _ = _split_endpoint(endpoint)
+    parts = urllib.parse.urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    if len(segments) >= 2 and segments[-2] == "repositories":
+        path = "/" + "/".join(segments) + "/rdf-graphs/service"
+    elif len(segments) <= 1:
+        path = "/store"
+    else:
+        path = "/" + "/".join(segments[:-1]) + "/data"
+    return urllib.parse.urlunsplit(parts._replace(path=path, query="", fragment=""))
+
+
+def graph_store_put(store_url: str, data: bytes, *, graph: str | None = None, media_type: str = "application/n-triples",
+                    replace: bool = True, token: str | None = None, timeout: float = 600.0) -> int:
+    """Send RDF to a graph with the Graph Store Protocol: PUT (replace) or POST (add).
+
+    :param graph: the named graph IRI, or None for the default graph (``?default``).
+    :returns: the HTTP status.
+    :raises RemoteStoreError: when the store refuses or cannot be reached.
+    """
+    query = "default" if graph is None else urllib.parse.urlencode({"graph": graph})
+    separator = "&" if urllib.parse.urlsplit(store_url).query else "?"
+    request = urllib.request.Request(store_url + separator + query, data=data, method="PUT" if replace else "POST")
+    request.add_header("Content-Type", media_type)
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    target = f"graph <{graph}>" if graph else "the default graph"
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode("utf-8", "replace").strip()
+        raise RemoteStoreError(f"graph store {store_url}: {target}: HTTP {exc.code} {exc.reason}: {body[:500]}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise RemoteStoreError(f"graph store {store_url}: cannot reach it: {getattr(exc, 'reason', exc)}") from None
+
+
+def knowledge_base_ntriples() -> bytes:
+    """The knowledge base with its closure as N-Triples, blank nodes skolemised (what ``push`` sends)."""
+    from .reason import knowledge_template
+
+    return skolemise_ntriples(knowledge_template().ntriples)

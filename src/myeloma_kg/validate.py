@@ -28,11 +28,15 @@ False
 from __future__ import annotations
 
 import difflib
+import math
+import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -40,7 +44,7 @@ from urllib.parse import quote, unquote
 
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
-from rdflib.namespace import RDF, SH
+from rdflib.namespace import RDF, RDFS, SH, XSD
 
 from .errors import DataError, ParseError, PatientInvalidError
 from .io import RawDocument, read_documents
@@ -56,6 +60,8 @@ __all__ = [
     "validate_file",
     "validate_raw",
     "shapes_graph",
+    "default_engine",
+    "ENGINES",
 ]
 
 PSH = "https://w3id.org/myeloma-kg/shapes/patient#"
@@ -232,6 +238,7 @@ class _KnowledgeTypes:
     drugs: _Catalog
     regimens: _Catalog
     ox_quads: list[Any] | None = None
+    predicates: frozenset[Any] = frozenset()  # the predicates of the type graph
 
 
 _KB_QUERY = """
@@ -276,7 +283,7 @@ def _knowledge_types(kb_graph: Graph | None) -> _KnowledgeTypes:
             regimens.add(local, *labels)
             for component in kb_graph.objects(node, MKG.hasComponent):
                 slim.add((node, MKG.hasComponent, component))
-    types = _KnowledgeTypes(slim, drugs, regimens)
+    types = _KnowledgeTypes(slim, drugs, regimens, predicates=frozenset(slim.predicates()))
     with _kb_lock:
         if len(_kb_cache) > 8:
             _kb_cache.clear()
@@ -536,20 +543,87 @@ def _prepared_shapes() -> Any:
     return shapes
 
 
-def _run_shacl(patient_graph: Graph, types: _KnowledgeTypes, engine: str) -> Graph:
-    """Run pySHACL over the patient graph plus the knowledge base's types; return the report graph.
+class _Unsupported(Exception):
+    """The rudof engine cannot vouch for pySHACL's answer on this document; the reference engine runs instead."""
 
-    ``engine="oxigraph"`` (the default) loads the data into an in-memory pyoxigraph store, so that the
-    SHACL-SPARQL constraints are parsed and run by Oxigraph; ``engine="rdflib"`` is pySHACL's plain
-    rdflib mode, kept as the reference (both give the same results; see tests/test_validate.py).
+
+@dataclass(frozen=True)
+class _RawResult:
+    """One SHACL validation result as an engine reports it, before it is located in the document."""
+
+    focus: Any
+    path: Any
+    value: Any
+    severity: Any
+    shape: Any
+    source_constraint: Any
+    component: Any
+    message: str | None  # the first of the result's messages in sorted order
+
+
+def _report_results(report: Graph) -> list[_RawResult]:
+    """The results of a pySHACL report graph."""
+    out = []
+    for result in report.subjects(RDF.type, SH.ValidationResult):
+        messages = sorted(str(m) for m in report.objects(result, SH.resultMessage))
+        out.append(
+            _RawResult(
+                focus=report.value(result, SH.focusNode),
+                path=report.value(result, SH.resultPath),
+                value=report.value(result, SH.value),
+                severity=report.value(result, SH.resultSeverity),
+                shape=report.value(result, SH.sourceShape),
+                source_constraint=report.value(result, SH.sourceConstraint),
+                component=report.value(result, SH.sourceConstraintComponent),
+                message=messages[0] if messages else None,
+            )
+        )
+    return out
+
+
+#: Validation engines: ``rudof`` (pyrudof + Oxigraph, fast), ``oxigraph`` (pySHACL over pyoxigraph) and
+#: ``rdflib`` (pySHACL over rdflib, the reference). All three give the same reports (tests/test_validate_engines.py).
+ENGINES = ("rudof", "oxigraph", "rdflib")
+
+
+@cache
+def _rudof_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pyrudof") is not None
+
+
+def default_engine() -> str:
+    """The engine :func:`validate` uses when none is given: ``rudof`` when pyrudof is installed, else ``oxigraph``."""
+    return "rudof" if _rudof_available() else "oxigraph"
+
+
+#: Why the rudof engine handed documents to the reference engine (reason -> count), for tests and benchmarks.
+RUDOF_FALLBACKS: Counter[str] = Counter()
+
+
+def _engine_results(patient_graph: Graph, types: _KnowledgeTypes, engine: str) -> list[_RawResult]:
+    """Run one engine over the patient graph plus the knowledge base's types.
+
+    ``engine="rudof"`` runs the core constraints with pyrudof and the SHACL-SPARQL constraints with
+    pyoxigraph (see :func:`_run_rudof`); a document it cannot vouch for goes to ``oxigraph``.
+    ``engine="oxigraph"`` runs pySHACL over an in-memory pyoxigraph store, so that the SHACL-SPARQL
+    constraints are parsed and run by Oxigraph; ``engine="rdflib"`` is pySHACL's plain rdflib mode, kept
+    as the reference. All three give the same results (tests/test_validate_engines.py).
     """
+    if engine == "rudof":
+        try:
+            return _run_rudof(patient_graph, types)
+        except _Unsupported as exc:
+            RUDOF_FALLBACKS[str(exc)] += 1
+            engine = "oxigraph"
     if engine == "oxigraph":
         try:
-            return _run_shacl_oxigraph(patient_graph, types)
+            return _report_results(_run_shacl_oxigraph(patient_graph, types))
         except ValueError:  # a term Oxigraph rejects (an IRI rdflib tolerated): use the reference path
             pass
     elif engine != "rdflib":
-        raise ValueError(f"unknown validation engine {engine!r}; use 'oxigraph' or 'rdflib'")
+        raise ValueError(f"unknown validation engine {engine!r}; use one of {', '.join(ENGINES)}")
     from pyshacl import validate as shacl_validate
 
     data = Graph()
@@ -558,44 +632,443 @@ def _run_shacl(patient_graph: Graph, types: _KnowledgeTypes, engine: str) -> Gra
     _, report, _ = shacl_validate(
         data, shacl_graph=shapes_graph(), inplace=True, allow_warnings=True, advanced=False, inference="none"
     )
-    return report  # type: ignore[return-value]
+    return _report_results(report)  # type: ignore[arg-type]
 
 
 def _run_shacl_oxigraph(patient_graph: Graph, types: _KnowledgeTypes) -> Graph:
     import pyoxigraph as ox
     from pyshacl import Validator
-    from pyshacl.graph_abstraction import DataGraph, to_ox
+    from pyshacl.graph_abstraction import DataGraph
 
-    if types.ox_quads is None:
-        types.ox_quads = [ox.Quad(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in types.graph]  # type: ignore[arg-type]
     store = ox.Store()
-    store.extend(types.ox_quads + [ox.Quad(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in patient_graph])  # type: ignore[arg-type]
+    store.extend(_ox_quads(types) + _ox_patient_quads(patient_graph))
     validator = Validator(DataGraph.from_oxigraph_store(store), shacl_graph=Graph(), options=dict(_VALIDATOR_OPTIONS))
     validator.shacl_graph = _prepared_shapes()
     _, report, _ = validator.run()
     return report  # type: ignore[no-any-return]
 
 
+def _ox_quads(types: _KnowledgeTypes) -> list[Any]:
+    if types.ox_quads is None:
+        types.ox_quads = _ox_patient_quads(types.graph)
+    return types.ox_quads
+
+
+def _ox_patient_quads(graph: Graph) -> list[Any]:
+    import pyoxigraph as ox
+    from pyshacl.graph_abstraction import to_ox
+
+    return [ox.Quad(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in graph]  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- engine: rudof
+#
+# pyrudof (Rust SHACL) validates the core constraints (counts, datatypes, sh:in, sh:or, node kinds, ranges):
+# it holds the shapes without their sh:sparql constraints and a base graph, and each patient is staged on top
+# (begin_staging -> read_data(merge) -> validate_shacl -> rollback_staging), about 1.5 ms a patient.
+#
+# The SHACL-SPARQL constraints run on pyoxigraph, as in the "oxigraph" engine, but one query per constraint
+# covers all the constraint's focus nodes (the shape's target is joined into the query) instead of one query
+# per focus node. pyrudof's own sh:sparql support cannot be used here: it binds $this with VALUES, which
+# cannot hold a blank node (every line, drug administration, transplant ... is one), and it reports neither
+# sh:sourceConstraint nor messages with {?var} filled in.
+#
+# Where pyrudof's core verdicts differ from pySHACL's, the data handed to pyrudof is adjusted or the document
+# goes to the reference engine:
+# * pyrudof does not check that a literal is well formed for every datatype (it accepts "2021-02-30"^^xsd:date
+#   and "yes"^^xsd:boolean). A literal pySHACL finds ill-formed (rdflib's ill_typed, or a value of the wrong
+#   Python type) is handed over with a datatype of its own, which no sh:datatype or sh:or accepts; its value
+#   is still reported as written.
+# * NaN and infinite doubles compare differently under sh:minInclusive/sh:maxInclusive: such a document
+#   (only Turtle input can hold one; the pre-checks reject them in JSON/YAML) goes to the reference engine,
+#   as does any result the mapping cannot place with certainty (see _Unsupported).
+
+_ILL_FORMED = "https://w3id.org/myeloma-kg/validate#ill-formed-literal"
+_NO_VALUE_COMPONENTS = {SH.MinCountConstraintComponent, SH.MaxCountConstraintComponent}
+_EMPTY_BASE = "<https://w3id.org/myeloma-kg/validate#base> <https://w3id.org/myeloma-kg/validate#is> \"empty\" .\n"
+_TARGET_VAR = "?mkgValidateTargetSource"
+
+
+def _python_types() -> dict[URIRef, Any]:
+    import datetime as dt
+    from decimal import Decimal
+
+    from rdflib.namespace import XSD
+
+    return {
+        XSD.string: (str, bytes), RDF.langString: (str, bytes), XSD.integer: int, XSD.float: float,
+        XSD.decimal: Decimal, XSD.boolean: bool, XSD.date: dt.date, XSD.time: dt.time, XSD.dateTime: dt.datetime,
+    }
+
+
+_PYTHON_TYPES = _python_types()
+
+
+def _well_formed(literal: Literal) -> bool:
+    """Whether pySHACL's sh:datatype would accept the literal under its own datatype (it is well formed)."""
+    if getattr(literal, "ill_typed", None) is True:
+        return False
+    expected = _PYTHON_TYPES.get(literal.datatype)  # type: ignore[arg-type]
+    return expected is None or isinstance(literal.value, expected)
+
+
+def _nt_term(term: Any) -> str:
+    """A term in N-Triples for pyrudof (an ill-formed literal gets the sentinel datatype)."""
+    if isinstance(term, URIRef):
+        return f"<{term}>"
+    if isinstance(term, BNode):
+        return f"_:{term}"
+    value = term.value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Unsupported("non-finite number")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise _Unsupported("non-finite number")
+    text = str(term).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    if term.language:
+        return f'"{text}"@{term.language}'
+    if term.datatype is None:
+        return f'"{text}"'
+    if not _well_formed(term):
+        return f'"{text}"^^<{_ILL_FORMED}>'
+    return f'"{text}"^^<{term.datatype}>'
+
+
+def _ntriples(graph: Graph) -> str:
+    return "".join(f"{_nt_term(s)} {_nt_term(p)} {_nt_term(o)} .\n" for s, p, o in graph)
+
+
+@dataclass(frozen=True)
+class _SparqlCheck:
+    """One SHACL-SPARQL constraint, compiled to a query over all the focus nodes of its shape."""
+
+    shape: Any
+    node: Any
+    severity: Any
+    query: str
+    prefixes: dict[str, str]
+    messages: tuple[Literal, ...]
+    triggers: frozenset[URIRef] | None  # predicates one of which must occur for the shape to have focus nodes
+
+
+@dataclass
+class _RudofPlan:
+    """The patient shapes prepared for the rudof engine (built once)."""
+
+    core_shapes: str  # N-Triples: the shapes without sh:sparql
+    core_needs_kb: bool  # whether the core constraints can see the knowledge base's type triples
+    sparql: list[_SparqlCheck]
+    shape_info: dict[Any, tuple[Any, Any, str | None]] = field(default_factory=dict)  # path, severity, message
+
+
+_WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
+_PROJECTS_THIS = re.compile(r"^\s*SELECT\s+(DISTINCT\s+|REDUCED\s+)?[^{]*[?$]this\b", re.IGNORECASE)
+
+
+def _target_pattern(graph: Graph, shape: Any) -> tuple[str, frozenset[URIRef] | None]:
+    """A graph pattern binding ?this to every focus node of ``shape``, and the predicates that trigger it."""
+    alternatives: list[str] = []
+    triggers: set[URIRef] | None = set()
+    for cls in graph.objects(shape, SH.targetClass):
+        alternatives.append(f"?this <{RDF.type}>/<{RDFS.subClassOf}>* {cls.n3()} .")
+        triggers = None
+    for predicate in graph.objects(shape, SH.targetObjectsOf):
+        alternatives.append(f"{_TARGET_VAR} {predicate.n3()} ?this .")
+        if triggers is not None:
+            triggers.add(predicate)  # type: ignore[arg-type]
+    for predicate in graph.objects(shape, SH.targetSubjectsOf):
+        alternatives.append(f"?this {predicate.n3()} {_TARGET_VAR} .")
+        if triggers is not None:
+            triggers.add(predicate)  # type: ignore[arg-type]
+    for node in graph.objects(shape, SH.targetNode):
+        alternatives.append(f"BIND ({node.n3()} AS ?this)")
+        triggers = None
+    if (shape, RDF.type, SH.NodeShape) in graph and isinstance(shape, URIRef) and (shape, RDF.type, RDFS.Class) in graph:
+        raise _Unsupported("implicit class target")
+    if len(alternatives) == 1 and triggers:
+        return alternatives[0], frozenset(triggers)
+    union = " UNION ".join("{ " + a + " }" for a in alternatives) or "FILTER (false)"
+    return f"{{ SELECT DISTINCT ?this WHERE {{ {union} }} }}", None if triggers is None else frozenset(triggers)
+
+
+def _declared_prefixes(graph: Graph, node: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for holder in graph.objects(node, SH.prefixes):
+        for declaration in graph.objects(holder, SH.declare):
+            prefix, namespace = graph.value(declaration, SH.prefix), graph.value(declaration, SH.namespace)
+            if prefix is not None and namespace is not None:
+                out[str(prefix)] = str(namespace)
+    return out
+
+
+@cache
+def _cached_plan() -> _RudofPlan | str:
+    try:
+        return _build_plan()
+    except _Unsupported as exc:  # shapes this engine cannot run: every document goes to the reference engine
+        return str(exc)
+
+
+def _rudof_plan() -> _RudofPlan:
+    plan = _cached_plan()
+    if isinstance(plan, str):
+        raise _Unsupported(plan)
+    return plan
+
+
+def _build_plan() -> _RudofPlan:
+    """Split the patient shapes into pyrudof's core shapes and the compiled SHACL-SPARQL constraints."""
+    graph = shapes_graph()
+    core = Graph()
+    for triple in graph:
+        if triple[1] != SH.sparql:
+            core.add(triple)
+    # The core constraints need the knowledge base's types only if they could reach them.
+    core_needs_kb = any(True for _ in core.triples((None, SH["class"], None))) or any(
+        True for _ in core.triples((None, SH.targetClass, None)) if _[2] != MKG.Patient
+    ) or any(True for _ in core.triples((None, SH.targetNode, None)))
+    for _, _, predicate in core.triples((None, SH.targetObjectsOf, None)):
+        core_needs_kb = core_needs_kb or predicate in (RDF.type, MKG.hasComponent)
+    for _, _, predicate in core.triples((None, SH.targetSubjectsOf, None)):
+        core_needs_kb = core_needs_kb or predicate in (RDF.type, MKG.hasComponent)
+    checks: list[_SparqlCheck] = []
+    for shape, _, node in sorted(graph.triples((None, SH.sparql, None)), key=lambda t: (str(t[0]), str(t[2]))):
+        if (shape, SH.path, None) in graph:
+            raise _Unsupported("sh:sparql on a property shape")
+        if (node, SH.deactivated, Literal(True)) in graph:
+            continue
+        select = graph.value(node, SH.select)
+        if select is None or (node, SH.ask, None) in graph:
+            raise _Unsupported("SPARQL constraint without sh:select")
+        text = _compact_query(str(select))
+        if not _PROJECTS_THIS.search(text):
+            raise _Unsupported("SPARQL constraint that does not project $this")
+        target, triggers = _target_pattern(graph, shape)
+        where = _WHERE.search(text)
+        if where is None:
+            raise _Unsupported("SPARQL constraint without WHERE")
+        query = text[: where.end()] + " " + target + " " + text[where.end():]
+        messages = tuple(graph.objects(node, SH.message)) + tuple(
+            m for m in graph.objects(shape, SH.message) if m not in set(graph.objects(node, SH.message))
+        )
+        if not messages:
+            raise _Unsupported("SPARQL constraint without sh:message")
+        checks.append(
+            _SparqlCheck(
+                shape=shape,
+                node=node,
+                severity=graph.value(shape, SH.severity) or SH.Violation,
+                query=query,
+                prefixes=_declared_prefixes(graph, node),
+                messages=messages,  # type: ignore[arg-type]
+                triggers=triggers,
+            )
+        )
+    return _RudofPlan(core.serialize(format="nt"), core_needs_kb, checks)
+
+
+def _shape_info(plan: _RudofPlan, shape: Any) -> tuple[Any, Any, str | None]:
+    """The path, severity and (first, sorted) message of a shape of the patient shapes."""
+    info = plan.shape_info.get(shape)
+    if info is None:
+        graph = shapes_graph()
+        messages = sorted(str(m) for m in graph.objects(shape, SH.message))
+        info = (graph.value(shape, SH.path), graph.value(shape, SH.severity) or SH.Violation, messages[0] if messages else None)
+        plan.shape_info[shape] = info
+    return info
+
+
+class _RudofSession:
+    """A pyrudof session holding the core shapes and the base data; patients are staged on top of it."""
+
+    def __init__(self, plan: _RudofPlan, types: _KnowledgeTypes | None) -> None:
+        import pyrudof
+
+        self.pyrudof = pyrudof
+        self.rudof = pyrudof.Rudof()
+        base = _ntriples(types.graph) if types is not None else _EMPTY_BASE
+        self.rudof.read_data(base, format=pyrudof.RDFFormat.NTriples, reader_mode=pyrudof.ReaderMode.Strict)
+        self.rudof.read_shacl(plan.core_shapes, format=pyrudof.ShaclFormat.NTriples, reader_mode=pyrudof.ReaderMode.Strict)
+
+    def validate(self, ntriples: str) -> list[Any]:
+        pyrudof = self.pyrudof
+        self.rudof.begin_staging()
+        try:
+            self.rudof.read_data(
+                ntriples, format=pyrudof.RDFFormat.NTriples, merge=True, reader_mode=pyrudof.ReaderMode.Strict
+            )
+            return list(self.rudof.validate_shacl())
+        finally:
+            self.rudof.rollback_staging()
+
+
+def _rudof_session(plan: _RudofPlan, types: _KnowledgeTypes) -> _RudofSession:
+    """This thread's pyrudof session (per process: a forked worker builds its own)."""
+    key = (os.getpid(), id(types) if plan.core_needs_kb else None)
+    sessions: dict[Any, _RudofSession] = getattr(_local, "rudof", None) or {}
+    _local.rudof = sessions
+    session = sessions.get(key)
+    if session is None:
+        if len(sessions) > 4:
+            sessions.clear()
+        session = sessions[key] = _RudofSession(plan, types if plan.core_needs_kb else None)
+    return session
+
+
+def _rudof_lexical(text: str) -> str | None:
+    """The lexical form of a literal as pyrudof prints it (``"x"^^xsd:integer``, ``"x"@en``, ``"x"``)."""
+    if text.startswith('"'):
+        end = text.rfind('"')
+        return text[1:end] if end > 0 else None
+    return None
+
+
+def _rudof_matches(text: str, term: Any) -> bool:
+    if isinstance(term, URIRef):
+        return text == str(term) or text == f"<{term}>"
+    if isinstance(term, BNode):
+        return text == f"_:{term}"
+    lexical = _rudof_lexical(text)
+    return (lexical if lexical is not None else text) == str(term)
+
+
+def _rudof_value(entry: Any, focus: Any, path: Any, graph: Graph) -> Any:
+    """The data graph term pyrudof reports as an entry's value (pySHACL's sh:value)."""
+    text = entry.value
+    if text is None:
+        raise _Unsupported("result without a value")
+    if path is None:  # a node shape's own constraint: the value is the focus node
+        if _rudof_matches(text, focus):
+            return focus
+        raise _Unsupported("node-shape value is not the focus node")
+    if not isinstance(path, URIRef):
+        raise _Unsupported("complex property path")
+    candidates = list(graph.objects(focus, path))
+    if len(candidates) == 1:
+        return candidates[0]
+    matching = [c for c in candidates if _rudof_matches(text, c)]
+    if len(matching) > 1 and _rudof_lexical(text) is not None:
+        typed = [c for c in matching if isinstance(c, Literal) and (c.language or str(c.datatype or "")) in text]
+        matching = typed or matching
+    if len(matching) != 1:
+        raise _Unsupported("ambiguous value")
+    return matching[0]
+
+
+def _rudof_core(patient_graph: Graph, types: _KnowledgeTypes, plan: _RudofPlan) -> list[_RawResult]:
+    session = _rudof_session(plan, types)
+    try:
+        entries = session.validate(_ntriples(patient_graph))
+    except session.pyrudof.RudofError as exc:  # e.g. an IRI rdflib tolerated but N-Triples does not allow
+        raise _Unsupported("pyrudof could not read the document") from exc
+    if not entries:
+        return []
+    nodes: dict[str, Any] = {}
+    for s, _, o in patient_graph:
+        for term in (s, o):
+            if isinstance(term, URIRef):
+                nodes[str(term)] = term
+            elif isinstance(term, BNode):
+                nodes[f"_:{term}"] = term
+    out = []
+    for entry in entries:
+        focus = nodes.get(entry.focus_node)
+        if focus is None:
+            if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:|_:", entry.focus_node):
+                raise _Unsupported("focus node outside the patient graph")
+            continue  # a literal focus node: pySHACL's results for it are dropped too
+        source = entry.source_shape
+        if source is None:
+            raise _Unsupported("result without a source shape")
+        shape = BNode(source[2:]) if source.startswith("_:") else URIRef(source)
+        path, severity, message = _shape_info(plan, shape)
+        if message is None:
+            raise _Unsupported("shape without sh:message")
+        component = URIRef(entry.constraint_component)
+        value = None if component in _NO_VALUE_COMPONENTS else _rudof_value(entry, focus, path, patient_graph)
+        if component == SH.DatatypeConstraintComponent and isinstance(value, Literal) and _well_formed(value):
+            expected = shapes_graph().value(shape, SH.datatype)
+            if expected is not None and (value.datatype or (None if value.language else XSD.string)) == expected:
+                raise _Unsupported("pyrudof rejected a literal pySHACL accepts")
+        out.append(_RawResult(focus, path, value, severity, shape, None, component, message))
+    return out
+
+
+def _format_message(message: str, bindings: dict[str, Any]) -> str:
+    """Fill ``{?var}``/``{$var}`` in a SPARQL constraint's message, as pySHACL does (and in its order)."""
+    for var, val in bindings.items():
+        message = re.sub("{{[?$]{}}}".format(var), str(val), message)
+    return message
+
+
+def _rudof_sparql(patient_graph: Graph, types: _KnowledgeTypes, plan: _RudofPlan) -> list[_RawResult]:
+    import pyoxigraph as ox
+    from pyshacl.graph_abstraction import to_rdf
+
+    present = set(patient_graph.predicates()) | types.predicates
+    checks = [c for c in plan.sparql if c.triggers is None or not c.triggers.isdisjoint(present)]
+    if not checks:
+        return []
+    store = ox.Store()
+    store.extend(_ox_quads(types) + _ox_patient_quads(patient_graph))
+    out = []
+    for check in checks:
+        solutions = store.query(check.query, prefixes=check.prefixes)
+        names = [v.value for v in solutions.variables]
+        for solution in solutions:
+            bound = {n: to_rdf(v) for n, v in zip(names, solution) if v is not None}
+            if "failure" in bound:
+                raise _Unsupported("SPARQL constraint reported a failure")
+            path, value, this = bound.pop("path", None), bound.pop("value", None), bound.pop("this", None)
+            if this is None:
+                raise _Unsupported("SPARQL solution without $this")
+            if value is None:
+                value = this  # pySHACL: a node shape's focus node stands for the value
+            fill = dict(bound)
+            fill.update({"this": this, "value": value} if path is None else {"this": this, "path": path, "value": value})
+            messages = sorted(_format_message(str(m.value if isinstance(m, Literal) else m), fill) for m in check.messages)
+            out.append(
+                _RawResult(this, path, value, check.severity, check.shape, check.node, SH.SPARQLConstraintComponent, messages[0])
+            )
+    return out
+
+
+def _run_rudof(patient_graph: Graph, types: _KnowledgeTypes) -> list[_RawResult]:
+    """The rudof engine: pyrudof for the core constraints, pyoxigraph for the SHACL-SPARQL ones."""
+    if not _rudof_available():
+        raise ValueError("the rudof validation engine needs pyrudof: pip install pyrudof")
+    plan = _rudof_plan()
+    try:
+        sparql = _rudof_sparql(patient_graph, types, plan)
+    except ValueError as exc:  # a term Oxigraph rejects
+        raise _Unsupported("Oxigraph could not read the document") from exc
+    return _rudof_core(patient_graph, types, plan) + sparql
+
+
+def _result_order(v: Violation) -> tuple[Any, ...]:
+    """Results that share a path, message and severity are merged; this order decides which one is kept.
+
+    The result of a datatype check (sh:datatype, or sh:or of datatypes) wins over range checks of the same
+    value, so that the report does not depend on the order in which an engine lists its results.
+    """
+    rank = {"DatatypeConstraintComponent": 0, "OrConstraintComponent": 1}.get(v.constraint or "", 2)
+    return (v.path, v.message, v.severity, rank, v.constraint or "", v.value is None, v.value or "", v.shape or "")
+
+
 def _shacl_results(
     doc: PatientDocument, types: _KnowledgeTypes, data: dict[str, Any] | None, engine: str = "oxigraph"
 ) -> list[Violation]:
-    report = _run_shacl(doc.graph, types, engine)
+    results = _engine_results(doc.graph, types, engine)
     patient = URIRef(doc.iri)
     labels = doc.extra.get(NODE_PATHS, {}) if data is not None else {}
     index = _PathIndex(doc.graph, patient, data, labels)
     out: list[Violation] = []
-    for result in report.subjects(RDF.type, SH.ValidationResult):
-        focus = report.value(result, SH.focusNode)
+    for result in results:
+        focus = result.focus
         if isinstance(focus, Literal):
             continue  # a literal where a mapping belongs: reported by the parent's sh:nodeKind shape
-        value = report.value(result, SH.value)
-        result_path = report.value(result, SH.resultPath)
-        severity = _SEVERITIES.get(report.value(result, SH.resultSeverity), VIOLATION)  # type: ignore[arg-type]
-        shape = report.value(result, SH.sourceShape)
-        source_constraint = report.value(result, SH.sourceConstraint)
-        component = report.value(result, SH.sourceConstraintComponent)
-        messages = sorted(str(m) for m in report.objects(result, SH.resultMessage))
-        message = messages[0] if messages else "does not conform to the patient document contract."
+        value = result.value
+        shape, source_constraint, component = result.shape, result.source_constraint, result.component
+        message = result.message if result.message is not None else "does not conform to the patient document contract."
         text = _value_text(value)
         constraint = _shape_name(source_constraint) or _shape_name(component)
         if str(source_constraint) in _UNKNOWN_DRUG and text is not None:
@@ -607,14 +1080,15 @@ def _shacl_results(
         out.append(
             Violation(
                 patient=doc.id,
-                path=index.locate(focus, result_path, value),
+                path=index.locate(focus, result.path, value),
                 message=message,
-                severity=severity,
+                severity=_SEVERITIES.get(result.severity, VIOLATION),  # type: ignore[arg-type]
                 shape=_shape_name(shape),
                 constraint=constraint,
                 value=text,
             )
         )
+    out.sort(key=_result_order)
     return out
 
 
@@ -729,21 +1203,27 @@ def _error_report(error: DataError, source: str | None, position: int | None, ru
     return report
 
 
-def _start(kb_graph: Graph | None, engine: str) -> _Run:
-    if engine not in ("oxigraph", "rdflib"):
-        raise ValueError(f"unknown validation engine {engine!r}; use 'oxigraph' or 'rdflib'")
+def _start(kb_graph: Graph | None, engine: str | None) -> _Run:
+    if engine is None:
+        engine = default_engine()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown validation engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "rudof" and not _rudof_available():
+        raise ValueError("the rudof validation engine needs pyrudof (pip install pyrudof); or use engine='oxigraph'")
     return _Run(_knowledge_types(kb_graph), engine, time.perf_counter())
 
 
-def validate(document: Any, *, kb_graph: Graph | None = None, engine: str = "oxigraph") -> ValidationReport:
+def validate(document: Any, *, kb_graph: Graph | None = None, engine: str | None = None) -> ValidationReport:
     """Validate one patient document against the patient shapes.
 
     :param document: a :class:`~myeloma_kg.patient.PatientDocument`, a mapping (the parsed JSON/YAML),
         a path to a file holding one patient, or an rdflib :class:`~rdflib.Graph` with one ``mkg:Patient``.
     :param kb_graph: the knowledge base whose drug and regimen ids are allowed; by default the packaged
         one (:func:`myeloma_kg.kb.load_kb_graph`).
-    :param engine: ``"oxigraph"`` (fast, the default) or ``"rdflib"`` (pySHACL's plain mode, the
-        reference); both run pySHACL over the same shapes and give the same results.
+    :param engine: ``"rudof"`` (pyrudof for the core constraints and pyoxigraph for the SHACL-SPARQL ones,
+        a few milliseconds a patient; the default when pyrudof is installed), ``"oxigraph"`` (pySHACL over
+        pyoxigraph; the default otherwise) or ``"rdflib"`` (pySHACL's plain mode, the reference). All three
+        give the same report; the rudof engine hands a document it cannot vouch for to ``"oxigraph"``.
     :returns: the report; check ``report.conforms`` or call ``report.raise_for_violations()``.
     :raises ParseError: when a file cannot be parsed (malformed JSON, YAML or Turtle).
     :raises DataError: when the input holds no patient or several, or is of an unsupported type.
@@ -773,7 +1253,9 @@ def validate(document: Any, *, kb_graph: Graph | None = None, engine: str = "oxi
     )
 
 
-def validate_raw(raw: RawDocument, *, kb_graph: Graph | None = None, engine: str = "oxigraph") -> ValidationReport:
+def validate_raw(
+    raw: RawDocument, *, kb_graph: Graph | None = None, engine: str | None = None
+) -> ValidationReport:
     """Validate one document as read by :func:`myeloma_kg.io.read_documents`.
 
     A document that cannot be read or converted gives a report with ``error`` set (never an exception).
@@ -791,7 +1273,7 @@ def validate_raw(raw: RawDocument, *, kb_graph: Graph | None = None, engine: str
 
 
 def validate_file(
-    path: str | Path, *, kb_graph: Graph | None = None, engine: str = "oxigraph"
+    path: str | Path, *, kb_graph: Graph | None = None, engine: str | None = None
 ) -> Iterator[ValidationReport]:
     """Validate every patient document of a file or directory (recursively), one report each.
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .fhir import import_fhir
 from .kb import kb
 from .recommend import explain, recommend, summarize
+from .serve import push, serve
+from .synth import synth
 from .validate import validate
 
 
@@ -21,3 +24,7 @@ main.add_command(validate)
 main.add_command(recommend)
 main.add_command(explain)
 main.add_command(summarize)
+main.add_command(serve)
+main.add_command(push)
+main.add_command(synth)
+main.add_command(import_fhir, name="import-fhir")
