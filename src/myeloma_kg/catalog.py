@@ -141,6 +141,8 @@ class Catalog:
                 src = g.value(res, MKG.figureSource)
                 item["source"] = str(src) if src is not None else None
                 results.append(item)
+            order = {"pfs": 0, "os": 1, "orr": 2}, {"experimental": 0, "control": 1, "comparison": 2}
+            results.sort(key=lambda r: (order[0].get(str(r["endpoint"]), 9), order[1].get(str(r["arm"]), 9)))
             n = g.value(node, MKG.nRandomized)
             phase = g.value(node, MKG.phase)
             ref = g.value(node, MKG.keyReference)

@@ -130,7 +130,7 @@ def _evidence_line(ev: dict[str, Any]) -> str:
     parts = []
     for res in ev.get("results", []):
         if "medianMonths" in res:
-            parts.append(f"{res['endpoint'].upper()} {res['arm']} {res['medianMonths']:g} mo")
+            parts.append(f"median {res['endpoint'].upper()} {res['arm']} {res['medianMonths']:g} mo")
         elif "hazardRatio" in res:
             parts.append(f"{res['endpoint'].upper()} HR {res['hazardRatio']:g}")
         elif "percent" in res:
