@@ -183,7 +183,8 @@ def forbidden_operation(text: str) -> str | None:
     >>> forbidden_operation('LOAD <file:///etc/passwd>')
     'LOAD'
     """
-    for variant in (text, _unescape_codepoints(text)):
+    variants = (text, _unescape_codepoints(text)) if "\\u" in text or "\\U" in text else (text,)
+    for variant in variants:
         masked = mask_sparql(variant)
         for match in _KEYWORD.finditer(masked):
             start = match.start()
@@ -583,10 +584,13 @@ class WorkerPool:
         return worker
 
     def _await_ready(self, worker: _Worker) -> None:
-        if not worker.conn.poll(self.startup_timeout):
+        try:
+            if not worker.conn.poll(self.startup_timeout):
+                raise TimeoutError
+            message = worker.conn.recv()
+        except (EOFError, OSError):
             self._kill(worker)
-            raise RuntimeError("a SPARQL worker did not start in time")
-        message = worker.conn.recv()
+            raise RuntimeError("a SPARQL worker did not start (it stopped or took too long; see its error above)") from None
         if not (isinstance(message, tuple) and message[0] == "ready"):
             self._kill(worker)
             raise RuntimeError(f"a SPARQL worker failed to start: {message!r}")
@@ -667,6 +671,8 @@ class WorkerPool:
                     self.dataset.update(text)
                 except SyntaxError as exc:
                     return _text(400, f"malformed update: {exc}")
+                except Exception as exc:  # the store refused it: nothing was applied
+                    return _text(500, f"the update failed: {type(exc).__name__}: {exc}")
                 job: tuple[Any, ...] = ("update", text) if is_data_update(text) else ("reload", self.dataset.snapshot())
                 for worker in list(taken):
                     try:
@@ -729,6 +735,12 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
     app: EndpointServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is not worth a traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
@@ -785,6 +797,8 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         try:
             length = int(self.headers.get("Content-Length", "0") or "0")
+            if length < 0:
+                raise ValueError
         except ValueError:
             self.close_connection = True
             self._error(400, "bad Content-Length")
@@ -1001,8 +1015,14 @@ class _Handler(BaseHTTPRequestHandler):
         if chosen is None:
             self._reply(_not_acceptable(GRAPH_FORMATS))
             return
-        host = self.headers.get("Host") or f"{app.config.host}:{app.port}"
-        triples = service_description(f"http://{host}/sparql", app)
+        endpoint = f"http://{self.headers.get('Host') or ''}/sparql"
+        try:
+            ox.NamedNode(endpoint)
+            if not self.headers.get("Host"):
+                raise ValueError
+        except ValueError:  # no or odd Host header: use the address the server listens on
+            endpoint = app.url + "/sparql"
+        triples = service_description(endpoint, app)
         fmt = chosen[1]
         if fmt in (ox.RdfFormat.TURTLE, ox.RdfFormat.RDF_XML):
             prefixes = {"sd": SD, "void": VOID, "rdfs": RDFS, "formats": FORMATS_NS}
@@ -1138,7 +1158,11 @@ class EndpointServer:
         settings = {"max_results": self.config.max_results, "max_memory_mb": self.config.max_memory_mb}
         self.pool = WorkerPool(self.dataset, max(1, self.config.workers), settings)
         self.recommend_slots = threading.BoundedSemaphore(max(1, self.config.workers - 1))
-        self.pool.start()
+        try:
+            self.pool.start()
+        except BaseException:
+            self.pool.close()
+            raise
         try:
             self.httpd = _HTTPServer((self.config.host, self.config.port), _Handler)
         except OSError:

@@ -359,6 +359,9 @@ def _rows(store: ox.Store, name: str, substitutions: dict[str, list[object]]) ->
             term = solution[var]
             row[var] = term.value if term is not None else None
         grouped[row["patient"]].append(row)
+    # Stores return rows in different orders; sorting keeps output identical across stores.
+    for rows in grouped.values():
+        rows.sort(key=lambda r: tuple((k, v or "") for k, v in sorted(r.items())))
     return grouped
 
 

@@ -129,21 +129,14 @@ def mask_sparql(text: str) -> str:
     >>> mask_sparql('SELECT ?x { ?x <urn:service> "load" } # SERVICE')
     'SELECT    {    _____________ ______ } _________'
     """
-    out: list[str] = []
-    pos = 0
-    length = len(text)
-    while pos < length:
-        ch = text[pos]
-        if ch in "\"'<#?$":
-            match = _PROTECTED.match(text, pos)
-            if match and match.end() > pos + 1:
-                width = match.end() - pos
-                out.append(" " * width if ch in "?$" else "_" * width)
-                pos = match.end()
-                continue
-        out.append(ch)
-        pos += 1
-    return "".join(out)
+    return _PROTECTED.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    chunk = match.group(0)
+    if len(chunk) < 2:
+        return chunk  # a lone `?` (path modifier) or `$`
+    return (" " if chunk[0] in "?$" else "_") * len(chunk)
 
 
 _TERM_TEST = re.compile(r"(?<![\w:.\-])(isIRI|isURI|isBlank)\s*\(", re.IGNORECASE)

@@ -77,6 +77,10 @@ def recommend(patients: tuple[str, ...], fmt: str | None, profile: str, out_path
     """
     try:
         if endpoint:
+            if fmt == "ttl":
+                raise click.UsageError("--format ttl shows the local derived graph; drop --endpoint or the format")
+            if jobs > 1:
+                raise click.UsageError("--endpoint reasons in one remote graph: use --jobs 1")
             from ..remote import use_remote_engine
 
             use_remote_engine(endpoint, update_endpoint)
