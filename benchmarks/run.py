@@ -530,11 +530,39 @@ STAGES = {
 # ====================================================================================== orchestration
 
 
+_CODE: dict[str, Any] = {"root": ROOT, "env": None}
+
+
+def _snapshot(work: Path) -> dict[str, Any]:
+    """Copy the code and knowledge files as they are now, so that every stage measures the same version.
+
+    The working tree may change while a long run goes on (other sessions commit); the stages import the
+    copy (``PYTHONPATH``), never the live tree. Returns the snapshot's digest for the report.
+    """
+    import hashlib
+
+    snap = work / "snapshot"
+    digest = hashlib.sha256()
+    for folder in ("src", "ontology", "shapes", "queries", "benchmarks"):
+        if not (ROOT / folder).is_dir():
+            continue
+        shutil.copytree(ROOT / folder, snap / folder, ignore=shutil.ignore_patterns("__pycache__", "results", "*.pyc"))
+    for path in sorted(p for folder in ("src", "ontology", "shapes", "queries") for p in (snap / folder).rglob("*")
+                       if p.is_file()):
+        digest.update(str(path.relative_to(snap)).encode())
+        digest.update(path.read_bytes())
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(snap / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    _CODE.update({"root": snap, "env": env})
+    return {"path": str(snap), "sha256": digest.hexdigest()[:16]}
+
+
 def _spawn(stage: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--params", json.dumps(params)]
+    script = Path(_CODE["root"]) / "benchmarks" / "run.py"
+    cmd = [sys.executable, str(script), "--stage", stage, "--params", json.dumps(params)]
     print(f"[bench] {stage} {json.dumps({k: v for k, v in params.items() if k not in ('cohort', 'results', 'errors', 'report')})}"
           f" (timeout {timeout:.0f} s)", file=sys.stderr, flush=True)
-    rc, out, err, secs = _run_group(cmd, timeout, cwd=ROOT)
+    rc, out, err, secs = _run_group(cmd, timeout, cwd=_CODE["root"], env=_CODE["env"])
     if rc is None:
         return {"status": "timeout", "timeout_s": timeout, "stderr_tail": err[-1500:]}
     for line in reversed(out.splitlines()):
@@ -591,6 +619,8 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="mkg-bench-"))
     try:
+        if not args.live:
+            report["code_snapshot"] = _snapshot(work)
         sizes = [1000, 10000] if quick else [1000, 10000, 100000]
         if args.sizes:
             sizes = [int(s) for s in args.sizes.split(",")]
@@ -737,7 +767,12 @@ def summarize(report: dict[str, Any]) -> list[dict[str, Any]]:
         if int(n) == 100000:
             target = f"peak RSS <= {TARGETS['rss_100k_gib']:.0f} GiB"
             met = st["peak_rss_tree_mb"] / 1024 <= TARGETS["rss_100k_gib"]
-        row(label, f"{st['patients_per_s']:.1f} patients/s, peak RSS {st['peak_rss_tree_mb']:.0f} MB",
+        cpu = ""
+        if st.get("cpu_s"):
+            n_done = st["results"] + st["errors"]
+            cpu = (f", CPU {st['cpu_s'] / n_done * 1000:.0f} ms/patient"
+                   f" (load avg {st['loadavg_before'][0]:.1f} -> {st['loadavg_after'][0]:.1f})")
+        row(label, f"{st['patients_per_s']:.1f} patients/s, peak RSS {st['peak_rss_tree_mb']:.0f} MB{cpu}",
             f"{base_rate:.3f}/s" if base_rate else "", st["patients_per_s"] / base_rate if base_rate else None,
             target, met)
     for key in sorted(k for k in s if k.startswith("equivalence_")):
@@ -774,12 +809,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-stage-minutes", type=float, default=20.0,
                         help="Skip a cohort stage whose extrapolated time exceeds this (default 20).")
     parser.add_argument("--profile", action="store_true", help="Also profile one chunk of the batch path (cProfile).")
+    parser.add_argument("--live", action="store_true",
+                        help="Measure the live working tree (default: a snapshot taken at the start of the run).")
+    parser.add_argument("--report-only", metavar="JSON", default=None,
+                        help="Print the table of an earlier results file (no measurement).")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:
+        load_before = os.getloadavg()
         result = STAGES[args.stage](json.loads(args.params))
+        import myeloma_kg
+
+        result["package"] = myeloma_kg.__file__
+        # Other processes on the machine slow a stage down: the load average and the CPU time the stage
+        # itself used (its workers included) show how much.
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        result["cpu_s"] = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+        result["loadavg_before"] = load_before
+        result["loadavg_after"] = os.getloadavg()
         print(MARK + json.dumps(result), flush=True)
+        return 0
+    if args.report_only:
+        report = json.loads(Path(args.report_only).read_text(encoding="utf-8"))
+        report["summary"] = summarize(report)
+        print(markdown(report))
         return 0
     report = orchestrate(args)
     out = Path(args.out)

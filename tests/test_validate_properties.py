@@ -196,3 +196,23 @@ def test_odd_values_of_top_level_fields(key: str, value: Any) -> None:
     document = copy.deepcopy(BASE)
     document[key] = value
     _check_outcome(document)
+
+
+# ------------------------------------------------------------------------------------------ engines agree
+
+
+def _outcome(document: Any, engine: str) -> Any:
+    try:
+        return validate(copy.deepcopy(document), engine=engine).to_dict()
+    except DataError as exc:
+        return type(exc).__name__, str(exc)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.one_of(mutated_documents(), random_documents))
+def test_rudof_and_pyshacl_engines_agree_on_odd_documents(document: Any) -> None:
+    """Whatever a document holds, the rudof engine reports what pySHACL (over Oxigraph) reports."""
+    pytest.importorskip("pyrudof")
+    if isinstance(document, str):  # a string is a path to validate(): covered by the CLI tests
+        document = {"id": document}
+    assert _outcome(document, "rudof") == _outcome(document, "oxigraph")

@@ -5,9 +5,12 @@ The contract is ``shapes/patient.shapes.ttl``. :func:`validate` runs, in order:
 1. typed pre-checks of the JSON/YAML document (:mod:`myeloma_kg.precheck`) for what JSON-LD would silently
    drop or mangle (``lines: "VRd"``, ``assessmentDate: null``, ``age: true``);
 2. the JSON-LD conversion to RDF (:class:`~myeloma_kg.patient.PatientDocument`);
-3. pySHACL over the patient graph plus a slim graph of the knowledge base's types (every drug
+3. SHACL validation of the patient graph plus a slim graph of the knowledge base's types (every drug
    ``a mkg:Drug``, every regimen or procedure ``a mkg:TreatmentOption``, and ``mkg:hasComponent``), so that
-   unknown drug and regimen ids are caught by the shapes;
+   unknown drug and regimen ids are caught by the shapes. Three engines give the same results: ``rudof``
+   (pyrudof for the core constraints, one pyoxigraph query per SHACL-SPARQL constraint; a few milliseconds
+   a patient, the default when pyrudof is installed), ``oxigraph`` (pySHACL over pyoxigraph) and
+   ``rdflib`` (pySHACL over rdflib, the reference);
 4. a mapping of every SHACL result back to the document: focus nodes and values become field paths such
    as ``lines[1].drugs[0]`` (0-based list indices, as in the document), and unknown ids and controlled
    values get "did you mean" suggestions.
@@ -27,6 +30,7 @@ False
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import math
 import os
@@ -54,14 +58,14 @@ from .precheck import _SAFE_IN_IDS, VIOLATION, WARNING, Issue, precheck
 from .resources import shapes_dir
 
 __all__ = [
-    "Violation",
+    "ENGINES",
     "ValidationReport",
+    "Violation",
+    "default_engine",
+    "shapes_graph",
     "validate",
     "validate_file",
     "validate_raw",
-    "shapes_graph",
-    "default_engine",
-    "ENGINES",
 ]
 
 PSH = "https://w3id.org/myeloma-kg/shapes/patient#"
@@ -656,9 +660,34 @@ def _ox_quads(types: _KnowledgeTypes) -> list[Any]:
 
 def _ox_patient_quads(graph: Graph) -> list[Any]:
     import pyoxigraph as ox
-    from pyshacl.graph_abstraction import to_ox
 
-    return [ox.Quad(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in graph]  # type: ignore[arg-type]
+    return [ox.Quad(_to_ox(s), _to_ox(p), _to_ox(o)) for s, p, o in graph]
+
+
+def _to_ox(term: Any) -> Any:
+    """An rdflib term as a pyoxigraph term (as pySHACL's ``to_ox`` converts it; pySHACL is not imported)."""
+    import pyoxigraph as ox
+
+    if isinstance(term, BNode):
+        return ox.BlankNode(str(term))
+    if isinstance(term, Literal):
+        if term.language is not None:
+            return ox.Literal(str(term), language=term.language)
+        return ox.Literal(str(term), datatype=None if term.datatype is None else ox.NamedNode(str(term.datatype)))
+    return ox.NamedNode(str(term))
+
+
+def _to_rdf(term: Any) -> Any:
+    """A pyoxigraph term as an rdflib term (as pySHACL's ``to_rdf`` converts it)."""
+    import pyoxigraph as ox
+
+    if isinstance(term, ox.BlankNode):
+        return BNode(term.value)
+    if isinstance(term, ox.Literal):
+        if term.language is not None:
+            return Literal(term.value, lang=term.language)
+        return Literal(term.value, datatype=None if term.datatype is None else URIRef(term.datatype.value))
+    return URIRef(term.value)
 
 
 # ---------------------------------------------------------------------------------------------- engine: rudof
@@ -679,9 +708,10 @@ def _ox_patient_quads(graph: Graph) -> list[Any]:
 #   and "yes"^^xsd:boolean). A literal pySHACL finds ill-formed (rdflib's ill_typed, or a value of the wrong
 #   Python type) is handed over with a datatype of its own, which no sh:datatype or sh:or accepts; its value
 #   is still reported as written.
-# * NaN and infinite doubles compare differently under sh:minInclusive/sh:maxInclusive: such a document
-#   (only Turtle input can hold one; the pre-checks reject them in JSON/YAML) goes to the reference engine,
-#   as does any result the mapping cannot place with certainty (see _Unsupported).
+# * NaN and infinite doubles, and numbers pyrudof cannot compare exactly (beyond 28-digit decimals, or doubles
+#   with more than 15 significant digits: see _exact_in_pyrudof), compare differently under
+#   sh:minInclusive/sh:maxInclusive: such a document goes to the reference engine, as does any result the
+#   mapping cannot place with certainty (see _Unsupported). Documents as people write them never need it.
 
 _ILL_FORMED = "https://w3id.org/myeloma-kg/validate#ill-formed-literal"
 _NO_VALUE_COMPONENTS = {SH.MinCountConstraintComponent, SH.MaxCountConstraintComponent}
@@ -689,19 +719,11 @@ _EMPTY_BASE = "<https://w3id.org/myeloma-kg/validate#base> <https://w3id.org/mye
 _TARGET_VAR = "?mkgValidateTargetSource"
 
 
-def _python_types() -> dict[URIRef, Any]:
-    import datetime as dt
-    from decimal import Decimal
-
-    from rdflib.namespace import XSD
-
-    return {
-        XSD.string: (str, bytes), RDF.langString: (str, bytes), XSD.integer: int, XSD.float: float,
-        XSD.decimal: Decimal, XSD.boolean: bool, XSD.date: dt.date, XSD.time: dt.time, XSD.dateTime: dt.datetime,
-    }
-
-
-_PYTHON_TYPES = _python_types()
+#: The Python value pySHACL's sh:datatype requires of a literal of each datatype it checks.
+_PYTHON_TYPES: dict[URIRef, Any] = {
+    XSD.string: (str, bytes), RDF.langString: (str, bytes), XSD.integer: int, XSD.float: float,
+    XSD.decimal: Decimal, XSD.boolean: bool, XSD.date: dt.date, XSD.time: dt.time, XSD.dateTime: dt.datetime,
+}
 
 
 def _well_formed(literal: Literal) -> bool:
@@ -710,6 +732,26 @@ def _well_formed(literal: Literal) -> bool:
         return False
     expected = _PYTHON_TYPES.get(literal.datatype)  # type: ignore[arg-type]
     return expected is None or isinstance(literal.value, expected)
+
+
+def _exact_in_pyrudof(value: float | Decimal) -> bool:
+    """Whether pyrudof compares this number with sh:minInclusive/sh:maxInclusive exactly, as pySHACL does.
+
+    pyrudof compares numbers as decimals of 28 digits: it rounds tiny numbers (-1e-30 passes minInclusive 0),
+    finds huge ones incomparable, and rounds doubles with more than about 15 significant digits
+    (100.00000000000001 passes maxInclusive 100). Numbers as people write them are well inside.
+    """
+    if isinstance(value, bool) or value == 0:
+        return True
+    if isinstance(value, int):
+        return abs(value) < 10**18
+    if isinstance(value, Decimal):
+        _, digits, exponent = value.as_tuple()  # not normalize(): it rounds to the context's 28 digits
+        text = "".join(map(str, digits)).lstrip("0")
+        significant = text.rstrip("0")
+        return abs(value) < 10**18 and len(significant) <= 18 and int(exponent) + len(text) - len(significant) >= -18
+    mantissa = repr(abs(value)).split("e")[0].replace(".", "").strip("0")
+    return 1e-15 <= abs(value) < 1e15 and len(mantissa) <= 15
 
 
 def _nt_term(term: Any) -> str:
@@ -723,6 +765,8 @@ def _nt_term(term: Any) -> str:
         raise _Unsupported("non-finite number")
     if isinstance(value, Decimal) and not value.is_finite():
         raise _Unsupported("non-finite number")
+    if isinstance(value, (int, float, Decimal)) and not _exact_in_pyrudof(value) and _well_formed(term):
+        raise _Unsupported("number beyond pyrudof's exact range")
     text = str(term).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     if term.language:
         return f'"{text}"@{term.language}'
@@ -761,7 +805,11 @@ class _RudofPlan:
 
 
 _WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
-_PROJECTS_THIS = re.compile(r"^\s*SELECT\s+(DISTINCT\s+|REDUCED\s+)?[^{]*[?$]this\b", re.IGNORECASE)
+_PROJECTS_THIS = re.compile(r"\bSELECT\b[^{]*[?$]this\b", re.IGNORECASE)
+#: What the knowledge base's slim type graph holds (see _knowledge_types): the core shapes need it only if
+#: they could reach these classes or predicates.
+_KB_CLASSES = frozenset({MKG.Drug, MKG.TreatmentOption})
+_KB_PREDICATES = frozenset({RDF.type, MKG.hasComponent})
 
 
 def _target_pattern(graph: Graph, shape: Any) -> tuple[str, frozenset[URIRef] | None]:
@@ -782,7 +830,7 @@ def _target_pattern(graph: Graph, shape: Any) -> tuple[str, frozenset[URIRef] | 
     for node in graph.objects(shape, SH.targetNode):
         alternatives.append(f"BIND ({node.n3()} AS ?this)")
         triggers = None
-    if (shape, RDF.type, SH.NodeShape) in graph and isinstance(shape, URIRef) and (shape, RDF.type, RDFS.Class) in graph:
+    if (shape, RDF.type, RDFS.Class) in graph:
         raise _Unsupported("implicit class target")
     if len(alternatives) == 1 and triggers:
         return alternatives[0], frozenset(triggers)
@@ -822,14 +870,15 @@ def _build_plan() -> _RudofPlan:
     for triple in graph:
         if triple[1] != SH.sparql:
             core.add(triple)
-    # The core constraints need the knowledge base's types only if they could reach them.
-    core_needs_kb = any(True for _ in core.triples((None, SH["class"], None))) or any(
-        True for _ in core.triples((None, SH.targetClass, None)) if _[2] != MKG.Patient
-    ) or any(True for _ in core.triples((None, SH.targetNode, None)))
-    for _, _, predicate in core.triples((None, SH.targetObjectsOf, None)):
-        core_needs_kb = core_needs_kb or predicate in (RDF.type, MKG.hasComponent)
-    for _, _, predicate in core.triples((None, SH.targetSubjectsOf, None)):
-        core_needs_kb = core_needs_kb or predicate in (RDF.type, MKG.hasComponent)
+    # The core constraints need the knowledge base's types only if they could reach them (they are left out
+    # of pyrudof's base graph otherwise, which makes each validation about a third faster).
+    core_needs_kb = (
+        (None, SH["class"], None) in core
+        or (None, SH.targetNode, None) in core
+        or any(c in _KB_CLASSES for c in core.objects(None, SH.targetClass))
+        or any(p in _KB_PREDICATES for p in core.objects(None, SH.targetObjectsOf))
+        or any(p in _KB_PREDICATES for p in core.objects(None, SH.targetSubjectsOf))
+    )
     checks: list[_SparqlCheck] = []
     for shape, _, node in sorted(graph.triples((None, SH.sparql, None)), key=lambda t: (str(t[0]), str(t[2]))):
         if (shape, SH.path, None) in graph:
@@ -893,9 +942,10 @@ class _RudofSession:
         pyrudof = self.pyrudof
         self.rudof.begin_staging()
         try:
-            self.rudof.read_data(
-                ntriples, format=pyrudof.RDFFormat.NTriples, merge=True, reader_mode=pyrudof.ReaderMode.Strict
-            )
+            if ntriples:  # pyrudof refuses empty input
+                self.rudof.read_data(
+                    ntriples, format=pyrudof.RDFFormat.NTriples, merge=True, reader_mode=pyrudof.ReaderMode.Strict
+                )
             return list(self.rudof.validate_shacl())
         finally:
             self.rudof.rollback_staging()
@@ -931,6 +981,15 @@ def _rudof_matches(text: str, term: Any) -> bool:
     return (lexical if lexical is not None else text) == str(term)
 
 
+def _rudof_suffix(literal: Literal) -> str:
+    """How pyrudof ends a literal (before any ``>``): ``@en``, the datatype's local name, or the closing quote."""
+    if literal.language:
+        return f"@{literal.language}"
+    if literal.datatype is None or literal.datatype == XSD.string:
+        return '"'
+    return re.split(r"[#/:]", str(literal.datatype))[-1]
+
+
 def _rudof_value(entry: Any, focus: Any, path: Any, graph: Graph) -> Any:
     """The data graph term pyrudof reports as an entry's value (pySHACL's sh:value)."""
     text = entry.value
@@ -947,7 +1006,7 @@ def _rudof_value(entry: Any, focus: Any, path: Any, graph: Graph) -> Any:
         return candidates[0]
     matching = [c for c in candidates if _rudof_matches(text, c)]
     if len(matching) > 1 and _rudof_lexical(text) is not None:
-        typed = [c for c in matching if isinstance(c, Literal) and (c.language or str(c.datatype or "")) in text]
+        typed = [c for c in matching if isinstance(c, Literal) and text.rstrip(">").endswith(_rudof_suffix(c))]
         matching = typed or matching
     if len(matching) != 1:
         raise _Unsupported("ambiguous value")
@@ -996,13 +1055,12 @@ def _rudof_core(patient_graph: Graph, types: _KnowledgeTypes, plan: _RudofPlan) 
 def _format_message(message: str, bindings: dict[str, Any]) -> str:
     """Fill ``{?var}``/``{$var}`` in a SPARQL constraint's message, as pySHACL does (and in its order)."""
     for var, val in bindings.items():
-        message = re.sub("{{[?$]{}}}".format(var), str(val), message)
+        message = re.sub(f"{{[?$]{var}}}", str(val), message)
     return message
 
 
 def _rudof_sparql(patient_graph: Graph, types: _KnowledgeTypes, plan: _RudofPlan) -> list[_RawResult]:
     import pyoxigraph as ox
-    from pyshacl.graph_abstraction import to_rdf
 
     present = set(patient_graph.predicates()) | types.predicates
     checks = [c for c in plan.sparql if c.triggers is None or not c.triggers.isdisjoint(present)]
@@ -1015,7 +1073,7 @@ def _rudof_sparql(patient_graph: Graph, types: _KnowledgeTypes, plan: _RudofPlan
         solutions = store.query(check.query, prefixes=check.prefixes)
         names = [v.value for v in solutions.variables]
         for solution in solutions:
-            bound = {n: to_rdf(v) for n, v in zip(names, solution) if v is not None}
+            bound = {n: _to_rdf(v) for n, v in zip(names, solution) if v is not None}
             if "failure" in bound:
                 raise _Unsupported("SPARQL constraint reported a failure")
             path, value, this = bound.pop("path", None), bound.pop("value", None), bound.pop("this", None)
@@ -1025,7 +1083,9 @@ def _rudof_sparql(patient_graph: Graph, types: _KnowledgeTypes, plan: _RudofPlan
                 value = this  # pySHACL: a node shape's focus node stands for the value
             fill = dict(bound)
             fill.update({"this": this, "value": value} if path is None else {"this": this, "path": path, "value": value})
-            messages = sorted(_format_message(str(m.value if isinstance(m, Literal) else m), fill) for m in check.messages)
+            messages = sorted(
+                _format_message(str(m.value), fill) if isinstance(m, Literal) else str(m) for m in check.messages
+            )
             out.append(
                 _RawResult(this, path, value, check.severity, check.shape, check.node, SH.SPARQLConstraintComponent, messages[0])
             )
