@@ -58,6 +58,7 @@ TURTLE_EDGE_CASES = {
     ' mkg:creatinineClearance -1.5e1 ; mkg:neuropathyGrade "007"^^xsd:integer .',
     "ill-formed-numbers": 'mkg:age "sixty"^^xsd:integer ; mkg:lvef "abc"^^xsd:decimal ; mkg:ecog "+2"^^xsd:integer .',
     "not-a-number": 'mkg:lvef "NaN"^^xsd:double ; mkg:creatinineClearance "INF"^^xsd:double .',
+    "tiny-and-huge-numbers": 'mkg:lvef -1e-30 , 100.00000000000001 ; mkg:ecog 12345678901234567890123456789012 .',
     "literal-where-a-mapping-belongs": 'mkg:hasLine "VRd" , 5 ; mkg:lab true .',
     "iri-node-and-two-numbers": 'mkg:hasLine <https://w3id.org/myeloma-kg/line/l1> .\n'
     '<https://w3id.org/myeloma-kg/line/l1> mkg:lineNumber 1 , 2 ; mkg:drugs drug:lenalidomide , "len" ;'
@@ -133,7 +134,7 @@ def test_synthetic_cohort_has_invalid_documents() -> None:
     assert all(not validate(r.document).conforms for r in records if not r.valid)
 
 
-@pytest.mark.parametrize("name", [n for n in TURTLE_EDGE_CASES if n != "not-a-number"])
+@pytest.mark.parametrize("name", [n for n in TURTLE_EDGE_CASES if n not in ("not-a-number", "tiny-and-huge-numbers")])
 def test_turtle_edge_case(name: str, tmp_path: Path) -> None:
     """Checked against pySHACL's rdflib mode, the reference (see the next test for why not oxigraph)."""
     path = _turtle(name, tmp_path)
@@ -161,6 +162,16 @@ def test_non_finite_numbers_go_to_the_reference_engine(tmp_path: Path) -> None:
     before = RUDOF_FALLBACKS["non-finite number"]
     _assert_same("file", [path], reference="rdflib", fallbacks_allowed=True)
     assert RUDOF_FALLBACKS["non-finite number"] == before + 1
+
+
+def test_numbers_pyrudof_cannot_compare_exactly_go_to_the_reference_engine(tmp_path: Path) -> None:
+    """pyrudof rounds -1e-30 to 0 and 100.00000000000001 to 100, and cannot compare 1.2e31: pySHACL decides."""
+    path = _turtle("tiny-and-huge-numbers", tmp_path)
+    before = RUDOF_FALLBACKS["number beyond pyrudof's exact range"]
+    _assert_same("file", [path], reference="rdflib", fallbacks_allowed=True)
+    assert RUDOF_FALLBACKS["number beyond pyrudof's exact range"] == before + 1
+    [report] = validate_file(path)
+    assert {v.path for v in report.violations} == {"lvef", "ecog"}
 
 
 def test_ill_formed_literals_are_caught_without_fallback(tmp_path: Path) -> None:

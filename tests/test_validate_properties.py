@@ -216,3 +216,15 @@ def test_rudof_and_pyshacl_engines_agree_on_odd_documents(document: Any) -> None
     if isinstance(document, str):  # a string is a path to validate(): covered by the CLI tests
         document = {"id": document}
     assert _outcome(document, "rudof") == _outcome(document, "oxigraph")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.text(max_size=200), st.sampled_from(["json", "yaml", "turtle", "nt", "json-ld"]))
+def test_rudof_and_pyshacl_engines_agree_on_random_text(text: str, fmt: str) -> None:
+    pytest.importorskip("pyrudof")
+    try:
+        raws = parse_document_text(text, fmt, source="random")
+    except DataError:
+        return
+    for raw in raws:
+        assert validate_raw(raw, engine="rudof").to_dict() == validate_raw(raw, engine="oxigraph").to_dict()
