@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from .errors import DataError, MyelomaKGError, PatientInvalidError
 from .io import RawDocument, read_documents
 
-DEFAULT_CHUNK = 200
+DEFAULT_CHUNK = 50  # measured best batch size (benchmarks/README.md)
 
 
 @dataclass

@@ -175,11 +175,15 @@ CONSTRUCT { ?s ?p ?o } WHERE {
 class Reasoner:
     """Derives the facts and situations of patients in a store that holds the knowledge base.
 
+    The private store is renewed every :attr:`STORE_RENEWAL` batches (an external store never is).
+
     >>> reasoner = Reasoner()
     >>> store = reasoner.new_store()
     >>> len(store) > 1000
     True
     """
+
+    STORE_RENEWAL = 20
 
     def __init__(self, template: KnowledgeTemplate | None = None,
                  queries: Iterable[QueryFile] | None = None, store: Any | None = None) -> None:
@@ -189,6 +193,8 @@ class Reasoner:
         self.template = template or knowledge_template()
         self.queries = tuple(queries) if queries is not None else derivation_queries()
         self._shared: Any | None = store
+        self._owns_store = False
+        self._batches = 0
         self._journal: list[ox.Quad] = []
 
     def new_store(self) -> ox.Store:
@@ -218,8 +224,13 @@ class Reasoner:
         The knowledge base is loaded once per reasoner; a batch's triples are removed again on exit,
         so batches do not see each other. Not thread-safe: use one reasoner per thread or process.
         """
-        if self._shared is None:
+        if self._shared is None or (self._owns_store and self._batches >= self.STORE_RENEWAL):
+            # pyoxigraph does not hand back the memory of removed quads: renew the private store now
+            # and then (29 ms) so that long cohort runs stay flat in memory.
             self._shared = self.new_store()
+            self._owns_store = True
+            self._batches = 0
+        self._batches += 1
         store = self._shared
         self._journal = []
         self.add_patients(store, graphs)
