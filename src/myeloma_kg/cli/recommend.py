@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -11,6 +12,24 @@ from ..errors import DataError, KnowledgeBaseError, UnknownIdentifierError, Usag
 from ..recommend import PROFILES
 
 FORMATS = ("text", "json", "ttl")
+
+
+@contextmanager
+def _exit_codes():
+    """Turn our typed errors into the documented exit codes: 1 bad data, 2 usage, 3 knowledge base."""
+    try:
+        yield
+    except UnknownIdentifierError as exc:  # an unknown regimen named on the command line
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    except KnowledgeBaseError as exc:
+        click.echo(f"knowledge-base error: {exc}", err=True)
+        sys.exit(3)
+    except DataError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 def _load_and_validate(path: str):
@@ -75,7 +94,7 @@ def recommend(patients: tuple[str, ...], fmt: str | None, profile: str, out_path
     Exit codes: 0 done, 1 invalid patient (report on stderr) or failed patients in a cohort run,
     2 usage error, 3 knowledge-base error.
     """
-    try:
+    with _exit_codes():
         if endpoint:
             if fmt == "ttl":
                 raise click.UsageError("--format ttl shows the local derived graph; drop --endpoint or the format")
@@ -90,14 +109,6 @@ def recommend(patients: tuple[str, ...], fmt: str | None, profile: str, out_path
         if fmt not in (None, "json"):
             raise click.UsageError("cohort runs write JSON Lines; --format text/ttl is for one patient")
         _recommend_cohort(patients, profile, out_path, errors_path, jobs, chunk_size, resume, keep_going, quiet)
-    except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    except KnowledgeBaseError as exc:
-        click.echo(f"knowledge-base error: {exc}", err=True)
-        sys.exit(3)
-    except DataError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
 
 
 def _recommend_single(path: str, fmt: str, profile: str) -> None:
@@ -182,18 +193,9 @@ def explain(patient: str, regimen: str, fmt: str, profile: str) -> None:
     from ..explain import explain as explain_regimen
     from ..explain import render_explanation
 
-    try:
+    with _exit_codes():
         doc, _ = _load_and_validate(patient)
         ex = explain_regimen(doc, regimen, profile)
-    except UnknownIdentifierError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KnowledgeBaseError as exc:
-        click.echo(f"knowledge-base error: {exc}", err=True)
-        sys.exit(3)
-    except DataError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
     if fmt == "json":
         click.echo(json.dumps(ex.to_dict(), indent=2, ensure_ascii=False))
     else:
