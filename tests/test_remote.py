@@ -109,7 +109,7 @@ def test_vignette_same_result_remote(remote_engine, path: Path) -> None:
 def test_batches_leave_only_the_knowledge_base(remote_engine, pushed) -> None:
     from myeloma_kg.remote import knowledge_base_ntriples
 
-    store = remote_engine.reasoner._shared
+    store = remote_engine.reasoner._external
     store.flush()
     import pyoxigraph as ox
 
@@ -138,7 +138,7 @@ def test_cli_recommend_endpoint(pushed) -> None:
         result = CliRunner().invoke(main, ["recommend", path, "--format", "json", "--endpoint", pushed + "/query",
                                            "--update-endpoint", pushed + "/update"], catch_exceptions=False)
         assert result.exit_code == 0, result.output
-        assert isinstance(recommend_module._ENGINE.reasoner._shared, RemoteStore)
+        assert isinstance(recommend_module._ENGINE.reasoner._external, RemoteStore)
     finally:
         recommend_module._ENGINE = saved
     local = default_engine().run([load_patient(path)])[0][0].to_dict()

@@ -103,6 +103,7 @@ class Catalog:
         self._trials: dict[str, TrialInfo] = {}
         self._statements: dict[str, StatementInfo] = {}
         self._options: dict[str, OptionInfo] = {}
+        self._labels: dict[str, str] = {}
 
     # ------------------------------------------------------------ sources
     def source(self, iri: str) -> SourceInfo:
@@ -198,8 +199,11 @@ class Catalog:
 
     def label(self, iri: str) -> str:
         """rdfs:label of any node, or its local name."""
-        value = self.graph.value(URIRef(iri), RDFS.label)
-        return str(value) if value is not None else iri.rsplit("/", 1)[-1]
+        label = self._labels.get(iri)
+        if label is None:
+            value = self.graph.value(URIRef(iri), RDFS.label)
+            label = self._labels[iri] = str(value) if value is not None else iri.rsplit("/", 1)[-1]
+        return label
 
     def disagreement(self, iri: str) -> dict[str, object]:
         """Describe a disagreement (D1-D13) with every position and its source."""

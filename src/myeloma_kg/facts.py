@@ -105,5 +105,5 @@ def derive_facts(patient: Any, *, reasoner: Reasoner | None = None) -> DerivedFa
     """
     doc = load_patient(patient)
     reasoner = reasoner or default_reasoner()
-    with reasoner.batch([doc.graph]) as store:
+    with reasoner.batch([doc.quads]) as store:
         return read_facts(store, [doc])[doc.id]

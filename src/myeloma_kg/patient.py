@@ -18,13 +18,14 @@ import json
 import logging
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from rdflib import Graph, Literal, URIRef
+import pyoxigraph as ox
+from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import RDF
 
 from .errors import DataError, FieldTypeError, ParseError
@@ -66,16 +67,50 @@ def patient_iri(patient_id: str) -> str:
     return str(PATIENT) + quote(patient_id, safe="-._~")
 
 
-@dataclass
 class PatientDocument:
-    """One patient: the document as given, its RDF graph, and where it came from."""
+    """One patient: the document as given, its RDF (as pyoxigraph quads and/or an rdflib graph), and where it came from.
 
-    id: str
-    graph: Graph
-    data: dict[str, Any] | None = None
-    source: str = "<input>"
-    position: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    Documents converted from JSON/YAML keep their triples as pyoxigraph quads (what the reasoner and the
+    validator consume); the rdflib :attr:`graph` is built from them on first use, and the other way round
+    for documents read as RDF.
+    """
+
+    __slots__ = ("id", "data", "source", "position", "extra", "_graph", "_quads")
+
+    def __init__(self, id: str, graph: Graph | None = None, data: dict[str, Any] | None = None,
+                 source: str = "<input>", position: int = 1, extra: dict[str, Any] | None = None, *,
+                 quads: list[ox.Quad] | None = None) -> None:
+        if graph is None and quads is None:
+            raise ValueError("a PatientDocument needs its graph or its quads")
+        self.id = id
+        self.data = data
+        self.source = source
+        self.position = position
+        self.extra = extra if extra is not None else {}
+        self._graph = graph
+        self._quads = quads
+
+    def __repr__(self) -> str:
+        return f"PatientDocument(id={self.id!r}, source={self.source!r}, position={self.position})"
+
+    @property
+    def graph(self) -> Graph:
+        """The patient's triples as an rdflib graph (built from the quads on first use)."""
+        if self._graph is None:
+            graph = Graph(bind_namespaces="none")
+            add = graph.add
+            for q in self._quads or ():
+                add((_to_rdflib(q.subject), _to_rdflib(q.predicate), _to_rdflib(q.object)))
+            self._graph = graph
+        return self._graph
+
+    @property
+    def quads(self) -> list[ox.Quad]:
+        """The patient's triples as pyoxigraph quads in the default graph."""
+        if self._quads is None:
+            assert self._graph is not None
+            self._quads = [ox.Quad(_to_ox(s), _to_ox(p), _to_ox(o)) for s, p, o in self._graph]
+        return self._quads
 
     @property
     def iri(self) -> str:
@@ -112,10 +147,13 @@ class PatientDocument:
         doc["id"] = patient_iri(pid)
         doc["type"] = "Patient"
         doc["patientId"] = pid
-        graph = Graph()
         try:
             text = json.dumps(doc, allow_nan=False)
-            graph.parse(data=text, format="json-ld")
+            quads = _parse_with_oxigraph(doc)
+            graph = None
+            if quads is None:
+                graph = Graph(bind_namespaces="none")
+                graph.parse(data=text, format="json-ld")
         except Exception as exc:  # the JSON-LD processor raises many types on odd input
             raise ParseError(
                 f"the document is not valid under the patient JSON-LD context: {exc}",
@@ -123,7 +161,8 @@ class PatientDocument:
                 patient=pid,
             ) from None
         return cls(
-            id=pid, graph=graph, data=data, source=source, position=position, extra={NODE_PATHS: node_paths}
+            id=pid, graph=graph, quads=quads, data=data, source=source, position=position,
+            extra={NODE_PATHS: node_paths},
         )
 
     @classmethod
@@ -162,6 +201,128 @@ class PatientDocument:
         assert raw.rdf is not None
         text, fmt = raw.rdf
         return cls.from_graph(parse_rdf_text(text, fmt, raw.source), source=raw.source, position=raw.position)
+
+
+# ---------------------------------------------------------------- JSON-LD to RDF
+
+class _NotForOxigraph(Exception):
+    """The document holds a value whose RDF form pyoxigraph and rdflib would spell differently."""
+
+
+_XSD_DOUBLE = "http://www.w3.org/2001/XMLSchema#double"
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+
+
+@dataclass(frozen=True)
+class _ContextKeys:
+    """What the patient context says about each document key, for choosing the JSON-LD parser."""
+
+    coerced: frozenset[str]  # keys whose values the context coerces (dates, codes)
+    codes: frozenset[str]  # keys whose strings are codes or ids expanded against a vocabulary
+    terms: frozenset[str]  # every term the context (or a scoped context) defines
+
+
+@cache
+def _context_keys() -> _ContextKeys:
+    context = patient_context()
+    coerced, codes, terms = set(), set(), set(context)
+    for key, definition in context.items():
+        if isinstance(definition, dict) and "@type" in definition:
+            coerced.add(key)
+            if definition["@type"] in ("@id", "@vocab"):
+                codes.add(key)
+            terms.update(definition.get("@context", {}))
+    return _ContextKeys(frozenset(coerced), frozenset(codes), frozenset(terms))
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]*")
+
+
+def _spell_numbers(value: Any, key: str, keys: _ContextKeys) -> Any:
+    """Spell JSON numbers as rdflib's JSON-LD parser does (``70.7``, not the canonical ``7.07E1``).
+
+    Documents are converted by pyoxigraph's JSON-LD parser (about five times faster than rdflib's). The
+    two agree on documents as people write them, except on the lexical form of decimals, which this makes
+    explicit. Anything where they could part ways raises :class:`_NotForOxigraph` and is left to rdflib:
+    keys or codes that are not plain names (pyoxigraph resolves some against the working directory), ids
+    and types inside the document, and non-string values where the context expects a date or a code.
+    """
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "@id" and isinstance(v, str) and v.startswith("_:"):
+                out[k] = v  # a node label given by _label_nodes
+                continue
+            if not isinstance(k, str) or k in ("id", "type") or k.startswith("@") or (
+                    k not in keys.terms and not _PLAIN_NAME.fullmatch(k)):
+                raise _NotForOxigraph(k)
+            out[k] = _spell_numbers(v, k, keys)
+        return out
+    if isinstance(value, list):
+        return [_spell_numbers(v, key, keys) for v in value]
+    if value is None:
+        return value
+    if isinstance(value, str):
+        if key in keys.codes and value not in keys.terms and not _PLAIN_NAME.fullmatch(value):
+            raise _NotForOxigraph(key)
+        return value
+    if key in keys.coerced:
+        raise _NotForOxigraph(key)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) >= 10**21:
+            raise _NotForOxigraph(key)
+        return value
+    if isinstance(value, float):
+        return {"@value": str(value), "@type": _XSD_DOUBLE}
+    raise _NotForOxigraph(key)
+
+
+def _parse_with_oxigraph(doc: dict[str, Any]) -> list[ox.Quad] | None:
+    """The document's triples from pyoxigraph's JSON-LD parser, or None when rdflib must convert it.
+
+    rdflib's parser stays the reference for everything pyoxigraph rejects or would spell differently
+    (the tests compare both on every document of the test suite and on synthetic cohorts).
+    """
+    try:
+        keys = _context_keys()
+        spelled = {}
+        for k, v in doc.items():
+            if k in ("@context", "id", "type"):
+                spelled[k] = v
+            elif k.startswith("@") or (k not in keys.terms and not _PLAIN_NAME.fullmatch(k)):
+                return None
+            else:
+                spelled[k] = _spell_numbers(v, k, keys)
+        return list(ox.parse(json.dumps(spelled, allow_nan=False), format=ox.RdfFormat.JSON_LD))
+    except (_NotForOxigraph, SyntaxError, ValueError):
+        return None
+
+
+def _to_ox(term: Any) -> Any:
+    if isinstance(term, URIRef):
+        return ox.NamedNode(str(term))
+    if isinstance(term, BNode):
+        return ox.BlankNode(str(term))
+    if term.language:
+        return ox.Literal(str(term), language=term.language)
+    if term.datatype is not None:
+        return ox.Literal(str(term), datatype=ox.NamedNode(str(term.datatype)))
+    return ox.Literal(str(term))
+
+
+def _to_rdflib(term: Any) -> Any:
+    if isinstance(term, ox.NamedNode):
+        return URIRef(term.value)
+    if isinstance(term, ox.BlankNode):
+        return BNode(term.value)
+    if term.language:
+        return Literal(term.value, lang=term.language)
+    if term.datatype.value == _XSD_STRING:
+        return Literal(term.value)  # a plain literal, as rdflib's parsers give it
+    return Literal(term.value, datatype=URIRef(term.datatype.value))
+
 
 
 _FORMAT_NAMES = {"turtle": "Turtle", "nt": "N-Triples", "json-ld": "JSON-LD", "n3": "N3", "xml": "RDF/XML"}

@@ -42,12 +42,53 @@ class QueryFile:
         return self.header.get("Rule")
 
     @property
+    def insert_text(self) -> str | None:
+        """The query as a SPARQL Update inserting its triples (see :func:`construct_as_insert`)."""
+        return construct_as_insert(self.text)
+
+    @property
     def stage(self) -> int:
         """Execution stage (``Stage:`` header); stages run in increasing order."""
         try:
             return int(self.header.get("Stage", "99"))
         except ValueError as exc:
             raise KnowledgeBaseError(f"{self.path}: Stage header must be an integer") from exc
+
+
+_CONSTRUCT = re.compile(r"\bCONSTRUCT\s*\{", re.IGNORECASE)
+_WHERE_AFTER = re.compile(r"\s*WHERE\b", re.IGNORECASE)
+
+
+@cache
+def construct_as_insert(text: str) -> str | None:
+    """The SPARQL 1.1 Update that inserts what a ``CONSTRUCT { template } WHERE { ... }`` query builds.
+
+    ``INSERT { template } WHERE { ... }`` instantiates the same template for the same solutions (fresh
+    blank nodes per solution, triples with unbound variables skipped), but inside the store, without
+    handing every triple to Python. None when the query does not have that plain form.
+
+    >>> construct_as_insert("PREFIX a: <urn:a#>\nCONSTRUCT { ?s a:p [ a:q 1 ] } WHERE { ?s a:r ?o }")
+    'PREFIX a: <urn:a#>\nINSERT { ?s a:p [ a:q 1 ] } WHERE { ?s a:r ?o }'
+    """
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    match = _CONSTRUCT.search(body)
+    if match is None:
+        return None
+    depth, end = 1, None
+    for i in range(match.end(), len(body)):
+        char = body[i]
+        if char in "\"'<#":
+            return None  # strings, IRIs or comments inside the template: keep the CONSTRUCT form
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                end = i
+                break
+    if end is None or not _WHERE_AFTER.match(body, end + 1):
+        return None
+    return body[: match.start()] + "INSERT {" + body[match.end(): end] + "}" + body[end + 1:]
 
 
 def parse_header(text: str) -> dict[str, str]:

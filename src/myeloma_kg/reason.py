@@ -90,6 +90,21 @@ class KnowledgeTemplate:
     ntriples: bytes
     tbox: tuple[tuple[object, object, object], ...]
 
+    @property
+    def classifying_predicates(self) -> frozenset[str]:
+        """rdf:type and every property a class definition of the slim TBox restricts (with sub-properties)."""
+        cached_value = self.__dict__.get("_classifying")
+        if cached_value is None:
+            used = {o for _, p, o in self.tbox if p == OWL.onProperty}
+            while True:
+                more = {s for s, p, o in self.tbox if p == RDFS.subPropertyOf and o in used and s not in used}
+                if not more:
+                    break
+                used |= more
+            cached_value = frozenset(str(u) for u in used | {RDF.type})
+            object.__setattr__(self, "_classifying", cached_value)
+        return cached_value
+
 
 @cache
 def knowledge_template() -> KnowledgeTemplate:
@@ -175,15 +190,16 @@ CONSTRUCT { ?s ?p ?o } WHERE {
 class Reasoner:
     """Derives the facts and situations of patients in a store that holds the knowledge base.
 
-    The private store is renewed every :attr:`STORE_RENEWAL` batches (an external store never is).
+    Each batch gets a fresh private in-memory store (the knowledge base is bulk-loaded from its
+    closed N-Triples in about 20 ms), and the rule files run inside it as SPARQL updates. With an
+    external store (any SPARQL 1.1 store, e.g. :class:`myeloma_kg.remote.RemoteStore`), the rules
+    run as CONSTRUCT queries instead and the batch's triples are journaled and removed afterwards.
 
     >>> reasoner = Reasoner()
     >>> store = reasoner.new_store()
     >>> len(store) > 1000
     True
     """
-
-    STORE_RENEWAL = 20
 
     def __init__(self, template: KnowledgeTemplate | None = None,
                  queries: Iterable[QueryFile] | None = None, store: Any | None = None) -> None:
@@ -192,10 +208,8 @@ class Reasoner:
             ``remove`` and ``__contains__`` (for example :class:`myeloma_kg.remote.RemoteStore`)."""
         self.template = template or knowledge_template()
         self.queries = tuple(queries) if queries is not None else derivation_queries()
-        self._shared: Any | None = store
-        self._owns_store = False
-        self._batches = 0
-        self._journal: list[ox.Quad] = []
+        self._external: Any | None = store
+        self._journal: list[ox.Quad] | None = None
 
     def new_store(self) -> ox.Store:
         """A fresh in-memory store loaded with the knowledge base and its closure."""
@@ -203,57 +217,74 @@ class Reasoner:
         store.bulk_load(self.template.ntriples, format=ox.RdfFormat.N_TRIPLES)
         return store
 
-    def add_patients(self, store: ox.Store, graphs: Iterable[Graph]) -> list[ox.Quad]:
-        """Add patient graphs to the store (default graph); returns the quads added."""
+    def add_patients(self, store: ox.Store, patients: Iterable[Graph | list[ox.Quad]]) -> list[ox.Quad]:
+        """Add patients (rdflib graphs, or lists of pyoxigraph quads) to the store's default graph;
+        returns the quads added."""
         quads: list[ox.Quad] = []
-        for graph in graphs:
-            quads.extend(graph_to_ox(graph))
+        for patient in patients:
+            quads.extend(graph_to_ox(patient) if isinstance(patient, Graph) else patient)
         return self._add(store, quads)
 
-    def _add(self, store: ox.Store, quads: list[ox.Quad]) -> list[ox.Quad]:
-        """Add quads that are not already present and journal them (so a batch never removes KB triples)."""
+    def _add(self, store: Any, quads: list[ox.Quad]) -> list[ox.Quad]:
+        """Add quads; in a journaled (external) store only those not already present, and journal them,
+        so that removing a batch never removes knowledge-base triples."""
+        if self._journal is None:
+            store.extend(quads)
+            return quads
         new = [q for q in dict.fromkeys(quads) if q not in store]
         store.extend(new)
         self._journal.extend(new)
         return new
 
     @contextmanager
-    def batch(self, graphs: Iterable[Graph]) -> Iterator[ox.Store]:
+    def batch(self, patients: Iterable[Graph | list[ox.Quad]]) -> Iterator[Any]:
         """A store holding the knowledge base plus these patients with everything derived for them.
 
-        The knowledge base is loaded once per reasoner; a batch's triples are removed again on exit,
-        so batches do not see each other. Not thread-safe: use one reasoner per thread or process.
+        Batches do not see each other: a private store is new for each batch (so long cohort runs
+        stay flat in memory); in an external store the batch's triples are removed again on exit.
+        Not thread-safe: use one reasoner per thread or process.
         """
-        if self._shared is None or (self._owns_store and self._batches >= self.STORE_RENEWAL):
-            # pyoxigraph does not hand back the memory of removed quads: renew the private store now
-            # and then (29 ms) so that long cohort runs stay flat in memory.
-            self._shared = self.new_store()
-            self._owns_store = True
-            self._batches = 0
-        self._batches += 1
-        store = self._shared
+        if self._external is None:
+            store = self.new_store()
+            self.add_patients(store, patients)
+            self.derive(store)
+            yield store
+            return
+        store = self._external
         self._journal = []
-        self.add_patients(store, graphs)
         try:
+            self.add_patients(store, patients)
             self.derive(store)
             yield store
         finally:
             for quad in self._journal:
                 store.remove(quad)
-            self._journal = []
+            self._journal = None
 
-    def derive(self, store: ox.Store) -> None:
+    def derive(self, store: Any) -> None:
         """Run every derivation stage and the OWL classification over all patients in ``store``."""
         classified = False
         for query in self.queries:
             if query.stage > CLASSIFY_AFTER_STAGE and not classified:
                 self.classify(store)
                 classified = True
-            self.run_construct(store, query)
+            self.run_rule(store, query)
         if not classified:
             self.classify(store)
 
-    def run_construct(self, store: ox.Store, query: QueryFile) -> int:
+    def run_rule(self, store: Any, query: QueryFile) -> None:
+        """Add what one rule file derives: as a SPARQL update inside a private pyoxigraph store,
+        as a CONSTRUCT query whose triples are added (and journaled) otherwise."""
+        insert = query.insert_text
+        if self._journal is None and insert is not None and isinstance(store, ox.Store):
+            try:
+                store.update(insert)
+            except SyntaxError as exc:
+                raise KnowledgeBaseError(f"{query.path}: {exc}") from exc
+            return
+        self.run_construct(store, query)
+
+    def run_construct(self, store: Any, query: QueryFile) -> int:
         """Run one CONSTRUCT query and add its triples to the store; returns how many it produced.
 
         :raises KnowledgeBaseError: when the query is not valid SPARQL.
@@ -265,22 +296,30 @@ class Reasoner:
         self._add(store, [ox.Quad(t.subject, t.predicate, t.object) for t in triples])
         return len(triples)
 
-    def classify(self, store: ox.Store) -> int:
+    def classify(self, store: Any) -> int:
         """Classify every patient in the store into the ontology's defined classes (OWL 2 RL).
+
+        Only the patient triples whose predicate some class definition mentions go to the reasoner
+        (the others cannot change a classification).
 
         :returns: the number of rdf:type triples added.
         """
+        relevant = self.template.classifying_predicates
         facts = [(to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object))
-                 for t in store.query(_CLASSIFICATION_INPUT)]
+                 for t in store.query(_CLASSIFICATION_INPUT) if t.predicate.value in relevant]
         if not facts:
             return 0
         subjects = {s for s, _, _ in facts}
+        known = set(facts)
         reasoner = reasonable.PyReasoner()
         reasoner.from_graph(list(self.template.tbox) + facts)
-        added = [ox.Quad(to_ox(s), ox.NamedNode(str(RDF.type)), to_ox(o))
+        added = [ox.Quad(to_ox(s), _RDF_TYPE, to_ox(o))
                  for s, p, o in reasoner.reason()
-                 if p == RDF.type and s in subjects and isinstance(o, URIRef)]
+                 if p == RDF.type and s in subjects and isinstance(o, URIRef) and (s, p, o) not in known]
         return len(self._add(store, added))
+
+
+_RDF_TYPE = ox.NamedNode(str(RDF.type))
 
 
 @cache

@@ -165,12 +165,31 @@ def profile_iri(name: str) -> str:
     return str(PROFILE) + name
 
 
+@dataclass(frozen=True)
+class _OptionTexts:
+    """What an option's deciding statements say, shared by every patient with the same statements."""
+
+    rules: tuple[str, ...]
+    because: tuple[str, ...]
+    sources: tuple[str, ...]
+    evidence: tuple[dict[str, Any], ...]
+    status: tuple[str, ...]
+    jurisdictions: tuple[str, ...]
+    limiting_cautions: tuple[str, ...]
+    disagreements: frozenset[str]
+    exclusion_rules: tuple[str, ...]
+    exclusion_because: tuple[str, ...]
+    exclusion_sources: tuple[str, ...]
+
+
 class Engine:
     """Runs the whole pipeline for batches of patients over one store per batch."""
 
     def __init__(self, reasoner: Reasoner | None = None, catalog: Catalog | None = None) -> None:
         self.reasoner = reasoner or default_reasoner()
         self.catalog = catalog or default_catalog()
+        self._text_cache: dict[tuple[Any, ...], _OptionTexts] = {}
+        self._citation_cache: dict[str, tuple[str, ...]] = {}
 
     def run(self, documents: Sequence[PatientDocument], profile: str = "default", *,
             keep_store: bool = False) -> tuple[list[Recommendation], ox.Store | None]:
@@ -182,10 +201,10 @@ class Engine:
         subs = {"profile": [IRI(profile_iri(profile))]}
         if keep_store:
             store = self.reasoner.new_store()
-            self.reasoner.add_patients(store, [d.graph for d in documents])
+            self.reasoner.add_patients(store, [d.quads for d in documents])
             self.reasoner.derive(store)
             return self._results(store, documents, profile, subs), store
-        with self.reasoner.batch([d.graph for d in documents]) as store:
+        with self.reasoner.batch([d.quads for d in documents]) as store:
             return self._results(store, documents, profile, subs), None
 
     def _results(self, store: ox.Store, documents: Sequence[PatientDocument], profile: str,
@@ -233,7 +252,6 @@ class Engine:
         for option_iri in sorted(set(by_option) | set(caps)):
             info = cat.option(option_iri)
             rows = by_option.get(option_iri, [])
-            statements = [cat.statement(r["rec"]) for r in rows]
             base = max((int(r["rank"]) for r in rows), default=None)
             rank = base
             used_raises = []
@@ -255,21 +273,15 @@ class Engine:
             else:
                 final = rank if cap_rank is None else min(rank, cap_rank)
             # Every applicable cap is cited (a cap equal to the strength still explains it).
-            limiting_statements = [cat.statement(r["constraint"]) for r in cap_rows]
-            raise_statements = [cat.statement(r["constraint"]) for r in used_raises]
-            for st in statements + limiting_statements + raise_statements:
-                disagreements.update(st.disagreements)
+            texts = self._texts(tuple(r["rec"] for r in rows), tuple(r["constraint"] for r in used_raises),
+                                tuple((r["constraint"], int(r["rank"])) for r in cap_rows), bool(refractory_drugs.get(option_iri)))
+            disagreements.update(texts.disagreements)
             if final == 0:
-                excl = [cat.statement(r["constraint"]) for r in cap_rows if int(r["rank"]) == 0]
-                excluded.append(Exclusion(
-                    regimen=info.id, label=info.label,
-                    rules=_unique(r for st in excl for r in st.rule_ids),
-                    because=_unique(st.text for st in excl),
-                    sources=_unique(cat.source(s).citation() for st in excl for s in st.sources),
-                ))
+                excluded.append(Exclusion(regimen=info.id, label=info.label, rules=list(texts.exclusion_rules),
+                                          because=list(texts.exclusion_because),
+                                          sources=list(texts.exclusion_sources)))
                 continue
-            all_statements = statements + raise_statements + limiting_statements
-            cautions = [st.text for st in limiting_statements]
+            cautions = list(texts.limiting_cautions)
             for drug in sorted(refractory_drugs.get(option_iri, [])):
                 cautions.append(
                     f"Contains {cat.label(str(DRUG) + drug)}, to which the patient is refractory (R9); "
@@ -282,18 +294,17 @@ class Engine:
                 regimen=info.id,
                 label=info.label,
                 strength=STRENGTH_CODES[final],
-                rules=_unique([r for st in all_statements for r in st.rule_ids]
-                              + (["R9"] if refractory_drugs.get(option_iri) else [])),
-                because=_unique([st.text for st in statements + raise_statements + limiting_statements]),
-                sources=_unique(cat.source(s).citation() for st in all_statements for s in st.sources),
-                evidence=[cat.trial(t).to_dict() for t in _unique(t for st in statements + raise_statements for t in st.trials)],
+                rules=list(texts.rules),
+                because=list(texts.because),
+                sources=list(texts.sources),
+                evidence=[dict(e) for e in texts.evidence],
                 cautions=_unique(cautions),
                 actions=_unique(n["message"] for n in notices if n["kind"] == "action"),
                 new_drugs=_int(metric.get("newDrugs")),
                 new_classes=_int(metric.get("newClasses")),
                 novel_classes=_int(metric.get("novelClasses")),
-                status=_unique(st.status for st in statements if st.status),
-                jurisdictions=_unique(j for st in statements for j in st.jurisdictions if j),
+                status=list(texts.status),
+                jurisdictions=list(texts.jurisdictions),
             ))
             options[-1]._sort_key = (  # type: ignore[attr-defined]
                 -final, -(_int(metric.get("novelClasses")) or 0), -(_int(metric.get("newClasses")) or 0),
@@ -318,6 +329,49 @@ class Engine:
             disagreements=[cat.disagreement(d) for d in sorted(disagreements)],
         )
 
+    def _texts(self, recs: tuple[str, ...], raises: tuple[str, ...], caps: tuple[tuple[str, int], ...],
+               refractory: bool) -> _OptionTexts:
+        """Rules, reasons, sources and evidence of an option from the statements that decide it.
+
+        Many patients share the same statements for an option, so the result is memoised.
+        """
+        key = (recs, raises, caps, refractory)
+        texts = self._text_cache.get(key)
+        if texts is not None:
+            return texts
+        cat = self.catalog
+        statements = [cat.statement(r) for r in recs]
+        limiting = [cat.statement(c) for c, _ in caps]
+        raising = [cat.statement(c) for c in raises]
+        deciding = statements + raising + limiting
+        excluding = [cat.statement(c) for c, rank in caps if rank == 0]
+        texts = _OptionTexts(
+            rules=tuple(_unique([r for st in deciding for r in st.rule_ids] + (["R9"] if refractory else []))),
+            because=tuple(_unique(st.text for st in deciding)),
+            sources=tuple(_unique(cat.source(x).citation() for st in deciding for x in st.sources)),
+            evidence=tuple(cat.trial(t).to_dict() for t in _unique(t for st in statements + raising for t in st.trials)),
+            status=tuple(_unique(st.status for st in statements if st.status)),
+            jurisdictions=tuple(_unique(j for st in statements for j in st.jurisdictions if j)),
+            limiting_cautions=tuple(st.text for st in limiting),
+            disagreements=frozenset(d for st in deciding for d in st.disagreements),
+            exclusion_rules=tuple(_unique(r for st in excluding for r in st.rule_ids)),
+            exclusion_because=tuple(_unique(st.text for st in excluding)),
+            exclusion_sources=tuple(_unique(cat.source(x).citation() for st in excluding for x in st.sources)),
+        )
+        if len(self._text_cache) > 50_000:
+            self._text_cache.clear()
+        self._text_cache[key] = texts
+        return texts
+
+    def _citations(self, statement: str) -> list[str]:
+        """The source citations of a statement (a fresh list; the strings are memoised)."""
+        cited = self._citation_cache.get(statement)
+        if cited is None:
+            cat = self.catalog
+            cited = self._citation_cache[statement] = tuple(
+                _unique(cat.source(s).citation() for s in cat.statement(statement).sources))
+        return list(cited)
+
     def _notices(self, situation_rows: list[dict], _unused: list, offered: set[str], kind: str,
                  option_notices: dict[str, list[dict]]) -> list[Notice]:
         cat = self.catalog
@@ -325,8 +379,7 @@ class Engine:
         for row in situation_rows:
             st = cat.statement(row["advice"])
             merged.setdefault(row["advice"], Notice(
-                rule=st.rule_id, message=st.text,
-                sources=_unique(cat.source(s).citation() for s in st.sources)))
+                rule=st.rule_id, message=st.text, sources=self._citations(st.iri)))
         for option_iri, rows in option_notices.items():
             option_id = cat.option(option_iri).id
             if option_id not in offered:
@@ -336,8 +389,7 @@ class Engine:
                     continue
                 st = cat.statement(row["advice"])
                 notice = merged.setdefault(row["advice"], Notice(
-                    rule=st.rule_id, message=st.text,
-                    sources=_unique(cat.source(s).citation() for s in st.sources)))
+                    rule=st.rule_id, message=st.text, sources=self._citations(st.iri)))
                 if option_id not in notice.options:
                     notice.options.append(option_id)
         out = list(merged.values())
@@ -352,17 +404,19 @@ def _rows(store: ox.Store, name: str, substitutions: dict[str, list[object]]) ->
     query = api_query(name)
     result = store.query(with_values(query.text, substitutions))
     variables = [v.value for v in result.variables]
-    grouped: dict[str, list[dict[str, str]]] = defaultdict(list)
+    patient = variables.index("patient")
+    # Stores return rows in different orders; sorting (by the values in variable-name order) keeps
+    # output identical across stores.
+    order = sorted(range(len(variables)), key=variables.__getitem__)
+    grouped: dict[str, list[tuple[str | None, ...]]] = defaultdict(list)
     for solution in result:
-        row = {}
-        for var in variables:
-            term = solution[var]
-            row[var] = term.value if term is not None else None
-        grouped[row["patient"]].append(row)
-    # Stores return rows in different orders; sorting keeps output identical across stores.
-    for rows in grouped.values():
-        rows.sort(key=lambda r: tuple((k, v or "") for k, v in sorted(r.items())))
-    return grouped
+        values = tuple([term.value if term is not None else None for term in solution])
+        grouped[values[patient]].append(values)  # type: ignore[index]
+    out: dict[str, list[dict[str, str]]] = {}
+    for key, rows in grouped.items():
+        rows.sort(key=lambda r: tuple([r[i] or "" for i in order]))
+        out[key] = [dict(zip(variables, r)) for r in rows]  # type: ignore[misc]
+    return out
 
 
 def _unique(items: Iterable[Any]) -> list[Any]:
