@@ -49,3 +49,14 @@ def test_statements_name_rule_and_source() -> None:
             assert graph.value(stmt, MKG.source) is not None, stmt
             rule = URIRef(str(RULE) + str(graph.value(stmt, MKG.ruleId)))
             assert (rule, MKG.ruleId, None) in graph, f"{stmt} cites {rule}, which the rule catalogue lacks"
+
+
+def test_every_rule_file_runs_as_a_sparql_update() -> None:
+    """Private stores run the rule files as INSERT updates: each must have the plain CONSTRUCT form."""
+    from myeloma_kg.queries import construct_as_insert, derivation_queries
+
+    for query in derivation_queries():
+        insert = query.insert_text
+        assert insert is not None, f"{query.path.name}: not a plain CONSTRUCT {{ }} WHERE {{ }} query"
+        assert "INSERT {" in insert and "CONSTRUCT" not in insert.split("INSERT {")[0].upper().replace("PREFIX", "")
+    assert construct_as_insert('CONSTRUCT { ?s <urn:p> "}" } WHERE { ?s ?p ?o }') is None

@@ -67,8 +67,8 @@ def construct_as_insert(text: str) -> str | None:
     blank nodes per solution, triples with unbound variables skipped), but inside the store, without
     handing every triple to Python. None when the query does not have that plain form.
 
-    >>> construct_as_insert("PREFIX a: <urn:a#>\nCONSTRUCT { ?s a:p [ a:q 1 ] } WHERE { ?s a:r ?o }")
-    'PREFIX a: <urn:a#>\nINSERT { ?s a:p [ a:q 1 ] } WHERE { ?s a:r ?o }'
+    >>> construct_as_insert("PREFIX a: <urn:a#>\\nCONSTRUCT { ?s a:p [ a:q 1 ] } WHERE { ?s a:r ?o }")
+    'PREFIX a: <urn:a#>\\nINSERT { ?s a:p [ a:q 1 ] } WHERE { ?s a:r ?o }'
     """
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     match = _CONSTRUCT.search(body)
