@@ -106,3 +106,29 @@ def test_batch_results_equal_single_patient_results(engine) -> None:
     batch, _ = engine.run(docs)
     for doc, rec in zip(docs, batch):
         assert rec.to_dict() == recommend(doc, engine=engine).to_dict(), doc.id
+
+
+def test_cohort_workers_write_the_same_lines_as_one_process(tmp_path: Path) -> None:
+    """--jobs 2 (lines decoded and serialised by workers, a bounded window of chunks in flight) writes
+    byte for byte what one process writes, in input order, from a JSON Lines file and a directory."""
+    import io
+
+    from myeloma_kg.batch import count_items, run_cohort
+    from myeloma_kg.synth import generate
+
+    cohort = tmp_path / "cohort.jsonl"
+    cohort.write_text("".join(json.dumps(d) + "\n" for d in generate(40, seed=5, invalid_share=0.25)) + "{cut\n")
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(VIGNETTES[0].read_text())
+    inputs = [str(cohort), str(folder)]
+    assert count_items(inputs) == 42
+    outputs = []
+    for jobs in (1, 2):
+        out, err = io.StringIO(), io.StringIO()
+        summary = run_cohort(inputs, out=out, errors=err, jobs=jobs, chunk_size=3)
+        assert summary.total == 42 and summary.results + summary.errors == 42
+        outputs.append((out.getvalue(), err.getvalue()))
+    assert outputs[0] == outputs[1]
+    indexes = [json.loads(line)["index"] for text in outputs[0] for line in text.splitlines()]
+    assert sorted(indexes) == list(range(42))

@@ -18,17 +18,31 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import DataError, MyelomaKGError, PatientInvalidError
-from .io import RawDocument, read_documents
+from .io import JSONL_SUFFIXES, RawDocument, iter_jsonl_lines, parse_jsonl_line, read_documents
 
 DEFAULT_CHUNK = 50  # measured best batch size (benchmarks/README.md)
 
 
 @dataclass
 class Item:
-    """One input document with its place in the run."""
+    """One input document with its place in the run.
+
+    A JSON Lines document travels as its line of text (``line``: source, line number, text) and is
+    decoded where it is processed, so that the parent process of a cohort run only reads lines.
+    """
 
     index: int
-    raw: RawDocument
+    raw: RawDocument | None = None
+    line: tuple[str, int, str] | None = None
+
+    def document(self) -> RawDocument:
+        """The document, decoding its JSON line on first use."""
+        if self.raw is None:
+            assert self.line is not None
+            source, lineno, text = self.line
+            self.raw = parse_jsonl_line(text, source, lineno)
+            self.line = None
+        return self.raw
 
 
 @dataclass
@@ -76,13 +90,40 @@ class RunSummary:
                 f"{' (' + kinds + ')' if kinds else ''} in {self.seconds:.1f} s ({rate:.0f}/s)")
 
 
-def iter_items(inputs: Iterable[str | Path]) -> Iterator[Item]:
-    """Number every document of every input (files, directories, JSON Lines) from 0, in order."""
+def _input_files(path: Path) -> Iterator[Path]:
+    """The files a path stands for, in the order :func:`myeloma_kg.io.read_documents` reads them."""
+    if path.is_dir():
+        from .io import JSON_SUFFIXES, RDF_FORMATS, YAML_SUFFIXES
+
+        suffixes = JSON_SUFFIXES | YAML_SUFFIXES | JSONL_SUFFIXES | set(RDF_FORMATS)
+        for child in sorted(path.rglob("*")):
+            if child.is_file() and child.suffix.lower() in suffixes:
+                yield child
+    else:
+        yield path
+
+
+def iter_items(inputs: Iterable[str | Path], *, lazy: bool = False) -> Iterator[Item]:
+    """Number every document of every input (files, directories, JSON Lines) from 0, in order.
+
+    :param lazy: leave JSON Lines documents undecoded (see :class:`Item`); files are read line by line.
+    """
     index = 0
     for path in inputs:
-        for raw in read_documents(path):
-            yield Item(index, raw)
-            index += 1
+        for file in _input_files(Path(path)):
+            if lazy and file.suffix.lower() in JSONL_SUFFIXES:
+                for lineno, text in iter_jsonl_lines(file):
+                    yield Item(index, line=(str(file), lineno, text))
+                    index += 1
+                continue
+            for raw in read_documents(file):
+                yield Item(index, raw)
+                index += 1
+
+
+def count_items(inputs: Iterable[str | Path]) -> int:
+    """How many documents the inputs hold (JSON Lines files are counted without decoding them)."""
+    return sum(1 for _ in iter_items(inputs, lazy=True))
 
 
 def _error_outcome(item: Item, exc: MyelomaKGError, patient: str | None) -> Outcome:
@@ -90,29 +131,42 @@ def _error_outcome(item: Item, exc: MyelomaKGError, patient: str | None) -> Outc
     if isinstance(exc, PatientInvalidError):
         report = exc.report
         data["violations"] = [v.to_dict() for v in getattr(report, "violations", [])]
-    return Outcome(item.index, item.raw.source, item.raw.position, patient, error=data)
+    raw = item.document()
+    return Outcome(item.index, raw.source, raw.position, patient, error=data)
 
 
 def process_chunk(items: list[Item], profile: str = "default", validate_input: bool = True) -> list[Outcome]:
     """Parse, validate and recommend a chunk of documents; one outcome per item, in order."""
     from .patient import PatientDocument
     from .recommend import default_engine
-    from .validate import validate
+    from .validate import validate, validate_many
 
     outcomes: dict[int, Outcome] = {}
     ready: list[tuple[Item, Any, list[dict[str, Any]]]] = []
+    raw_of = {item.index: item.document() for item in items}
+    converted: list[tuple[Item, Any]] = []
     for item in items:
-        pid = item.raw.patient_id
+        raw = raw_of[item.index]
         try:
-            doc = PatientDocument.from_raw(item.raw)
-            warnings: list[dict[str, Any]] = []
-            if validate_input:
-                report = validate(doc)
-                report.raise_for_violations()
-                warnings = [w.to_dict() for w in report.warnings]
-            ready.append((item, doc, warnings))
+            converted.append((item, PatientDocument.from_raw(raw)))
         except MyelomaKGError as exc:
-            outcomes[item.index] = _error_outcome(item, exc, pid)
+            outcomes[item.index] = _error_outcome(item, exc, raw.patient_id)
+    if validate_input:
+        try:
+            reports: list[Any] = validate_many([doc for _, doc in converted])  # one pass for the chunk
+        except MyelomaKGError:
+            reports = [None] * len(converted)  # validate one by one below, to isolate the failing one
+        for (item, doc), report in zip(converted, reports):
+            try:
+                if report is None:
+                    report = validate(doc)
+                report.raise_for_violations()
+            except MyelomaKGError as exc:
+                outcomes[item.index] = _error_outcome(item, exc, raw_of[item.index].patient_id)
+                continue
+            ready.append((item, doc, [w.to_dict() for w in report.warnings]))
+    else:
+        ready = [(item, doc, []) for item, doc in converted]
     if ready:
         engine = default_engine()
         try:
@@ -128,7 +182,8 @@ def process_chunk(items: list[Item], profile: str = "default", validate_input: b
         for (item, doc, warnings), rec in pairs:
             result = rec.to_dict()
             result["validationWarnings"] = warnings
-            outcomes[item.index] = Outcome(item.index, item.raw.source, item.raw.position, doc.id, result=result)
+            outcomes[item.index] = Outcome(item.index, raw_of[item.index].source, raw_of[item.index].position, doc.id,
+                                           result=result)
     return [outcomes[item.index] for item in items]
 
 
@@ -145,9 +200,19 @@ def _chunks(items: Iterable[Item], size: int, skip: set[int]) -> Iterator[list[I
         yield chunk
 
 
-def _worker(args: tuple[list[Item], str, bool]) -> list[Outcome]:
+#: One finished document as the parent writes it: (index, is a result, JSON line, error kind or None).
+Line = tuple[int, bool, str, str | None]
+
+
+def _lines(outcomes: list[Outcome]) -> list[Line]:
+    return [(o.index, o.result is not None, o.line(), None if o.result is not None else (o.error or {}).get("kind", "error"))
+            for o in outcomes]
+
+
+def _worker(args: tuple[list[Item], str, bool]) -> list[Line]:
+    """A worker's job: one chunk in, its JSON lines out (serialised here, not in the parent)."""
     items, profile, validate_input = args
-    return process_chunk(items, profile, validate_input)
+    return _lines(process_chunk(items, profile, validate_input))
 
 
 def done_indexes(*paths: Path | None) -> set[int]:
@@ -225,41 +290,55 @@ def run_cohort(
     """Run every document of ``inputs``; write result lines to ``out`` and error lines to ``errors``.
 
     Lines are written in input order and flushed as each chunk completes, so an interrupted run
-    leaves only complete lines. ``skip`` holds indexes already done (``--resume``).
+    leaves only complete lines. ``skip`` holds indexes already done (``--resume``). Inputs are read
+    as the run goes (JSON Lines decoded by the workers) and at most a few chunks per worker are in
+    flight, so memory does not grow with the size of the cohort.
     """
     summary = RunSummary()
     skip = skip or set()
     started = time.monotonic()
-    items = list(iter_items(inputs))
-    summary.total = len(items)
-    summary.skipped = len(skip & {i.index for i in items})
-    chunks = list(_chunks(items, chunk_size, skip))
 
-    def emit(outcomes: list[Outcome]) -> None:
-        for o in outcomes:
-            if o.result is not None:
-                out.write(o.line() + "\n")
+    def counted() -> Iterator[Item]:
+        for item in iter_items(inputs, lazy=True):
+            summary.total += 1
+            if item.index in skip:
+                summary.skipped += 1
+            yield item
+
+    def emit(lines: list[Line]) -> None:
+        for _, is_result, text, kind in lines:
+            if is_result:
+                out.write(text + "\n")
                 summary.results += 1
             else:
-                errors.write(o.line() + "\n")
+                errors.write(text + "\n")
                 summary.errors += 1
-                kind = (o.error or {}).get("kind", "error")
-                summary.error_kinds[kind] = summary.error_kinds.get(kind, 0) + 1
+                summary.error_kinds[kind or "error"] = summary.error_kinds.get(kind or "error", 0) + 1
         out.flush()
         errors.flush()
         if progress:
-            progress(len(outcomes))
+            progress(len(lines))
 
+    chunks = _chunks(counted(), chunk_size, skip)
     if jobs <= 1:
         for chunk in chunks:
-            emit(process_chunk(chunk, profile, validate_input))
+            emit(_worker((chunk, profile, validate_input)))
     else:
         import multiprocessing as mp
+        from collections import deque
 
-        ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
+        # Not "fork": a parent that already reasoned holds native thread pools (Oxigraph, rudof,
+        # reasonable) that a forked child inherits locked. Workers start clean and load the knowledge
+        # base from the on-disk cache.
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         with ctx.Pool(jobs) as pool:
-            for outcomes in pool.imap(_worker, [(c, profile, validate_input) for c in chunks]):
-                emit(outcomes)
+            in_flight: deque[Any] = deque()
+            for chunk in chunks:
+                in_flight.append(pool.apply_async(_worker, ((chunk, profile, validate_input),)))
+                while len(in_flight) >= 3 * jobs:
+                    emit(in_flight.popleft().get())
+            while in_flight:
+                emit(in_flight.popleft().get())
     summary.seconds = time.monotonic() - started
     return summary
 

@@ -195,32 +195,49 @@ def read_jsonl_text(text: str, source: str = "<input>") -> Iterator[RawDocument]
     A malformed line becomes a document with ``error`` set, so that batch runs lose nothing.
     """
     for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield RawDocument(
-                source=source,
-                position=lineno,
-                error=ParseError(f"malformed JSON: {exc.msg}", source=source, line=lineno, column=exc.colno),
-            )
-            continue
-        except RecursionError:
-            yield RawDocument(
-                source=source,
-                position=lineno,
-                error=ParseError("malformed JSON: the document is nested too deeply", source=source, line=lineno),
-            )
-            continue
-        if not isinstance(value, dict):
-            yield RawDocument(
-                source=source,
-                position=lineno,
-                error=ParseError("each line must be one JSON object (a patient document)", source=source, line=lineno),
-            )
-            continue
-        yield RawDocument(source=source, position=lineno, data=value)
+        if line.strip():
+            yield parse_jsonl_line(line, source, lineno)
+
+
+def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a JSON Lines file with their line numbers, read lazily (for cohort runs:
+    the lines are decoded by the workers, and a huge file is never held in memory at once).
+
+    :raises ParseError: when the file is not UTF-8 text.
+    """
+    source = str(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if line.strip():
+                    yield lineno, line
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"the file is not UTF-8 text (byte {exc.start})", source=source) from None
+
+
+def parse_jsonl_line(line: str, source: str, lineno: int) -> RawDocument:
+    """One line of JSON Lines as a :class:`RawDocument` (``error`` set when the line is not one JSON object)."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return RawDocument(
+            source=source,
+            position=lineno,
+            error=ParseError(f"malformed JSON: {exc.msg}", source=source, line=lineno, column=exc.colno),
+        )
+    except RecursionError:
+        return RawDocument(
+            source=source,
+            position=lineno,
+            error=ParseError("malformed JSON: the document is nested too deeply", source=source, line=lineno),
+        )
+    if not isinstance(value, dict):
+        return RawDocument(
+            source=source,
+            position=lineno,
+            error=ParseError("each line must be one JSON object (a patient document)", source=source, line=lineno),
+        )
+    return RawDocument(source=source, position=lineno, data=value)
 
 
 def parse_document_text(text: str, fmt: str, source: str = "<input>") -> list[RawDocument]:

@@ -141,7 +141,7 @@ def _recommend_cohort(patients: tuple[str, ...], profile: str, out_path: str | N
                       jobs: int, chunk_size: int, resume: bool, keep_going: bool, quiet: bool) -> None:
     from pathlib import Path
 
-    from ..batch import Progress, iter_items, prepare_resume, run_cohort
+    from ..batch import Progress, count_items, prepare_resume, run_cohort
 
     out_p = Path(out_path) if out_path else None
     err_p = Path(errors_path) if errors_path else None
@@ -151,8 +151,9 @@ def _recommend_cohort(patients: tuple[str, ...], profile: str, out_path: str | N
     mode = "a" if resume else "w"
     out_fh = open(out_p, mode, encoding="utf-8") if out_p else sys.stdout
     err_fh = open(err_p, mode, encoding="utf-8") if err_p else sys.stderr
-    total = sum(1 for _ in iter_items(list(patients)))
-    progress = Progress(total - len(skip), enabled=not quiet and out_p is not None)
+    enabled = not quiet and out_p is not None and sys.stderr.isatty()
+    total = count_items(list(patients)) if enabled else None
+    progress = Progress(total - len(skip) if total is not None else None, enabled=enabled)
     try:
         summary = run_cohort(list(patients), out=out_fh, errors=err_fh, profile=profile, jobs=jobs,
                              chunk_size=chunk_size, skip=skip, progress=progress.advance)
