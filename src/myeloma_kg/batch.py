@@ -8,6 +8,7 @@ carrying its input index, source and position.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -209,10 +210,20 @@ def _lines(outcomes: list[Outcome]) -> list[Line]:
             for o in outcomes]
 
 
+_warm = False
+
+
 def _worker(args: tuple[list[Item], str, bool]) -> list[Line]:
     """A worker's job: one chunk in, its JSON lines out (serialised here, not in the parent)."""
+    global _warm
     items, profile, validate_input = args
-    return _lines(process_chunk(items, profile, validate_input))
+    lines = _lines(process_chunk(items, profile, validate_input))
+    if not _warm:
+        # The knowledge base, shapes and catalogues are loaded now and live as long as the process:
+        # keep them out of the garbage collector's scans (about 15% of a cohort run otherwise).
+        gc.freeze()
+        _warm = True
+    return lines
 
 
 def done_indexes(*paths: Path | None) -> set[int]:

@@ -18,6 +18,7 @@ lowest applicable cap ("the lower strength wins and both reasons are returned", 
 from __future__ import annotations
 
 from collections import defaultdict
+from operator import itemgetter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -400,22 +401,22 @@ class Engine:
 
 
 def _rows(store: ox.Store, name: str, substitutions: dict[str, list[object]]) -> dict[str, list[dict[str, str]]]:
-    """Run an API query and group its rows by patient IRI (values as plain strings)."""
+    """Run an API query and group its rows by patient IRI (values as plain strings, None when unbound)."""
     query = api_query(name)
     result = store.query(with_values(query.text, substitutions))
     variables = [v.value for v in result.variables]
     patient = variables.index("patient")
-    # Stores return rows in different orders; sorting (by the values in variable-name order) keeps
-    # output identical across stores.
-    order = sorted(range(len(variables)), key=variables.__getitem__)
-    grouped: dict[str, list[tuple[str | None, ...]]] = defaultdict(list)
+    # Stores return rows in different orders; sorting (by the values in variable-name order, unbound
+    # as "") keeps output identical across stores.
+    order = itemgetter(*sorted(range(len(variables)), key=variables.__getitem__))
+    grouped: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     for solution in result:
-        values = tuple([term.value if term is not None else None for term in solution])
-        grouped[values[patient]].append(values)  # type: ignore[index]
+        values = tuple([term.value if term is not None else "" for term in solution])
+        grouped[values[patient]].append(values)
     out: dict[str, list[dict[str, str]]] = {}
     for key, rows in grouped.items():
-        rows.sort(key=lambda r: tuple([r[i] or "" for i in order]))
-        out[key] = [dict(zip(variables, r)) for r in rows]  # type: ignore[misc]
+        rows.sort(key=order)
+        out[key] = [{k: (v if v != "" else None) for k, v in zip(variables, r)} for r in rows]  # type: ignore[misc]
     return out
 
 
