@@ -190,16 +190,20 @@ CONSTRUCT { ?s ?p ?o } WHERE {
 class Reasoner:
     """Derives the facts and situations of patients in a store that holds the knowledge base.
 
-    Each batch gets a fresh private in-memory store (the knowledge base is bulk-loaded from its
-    closed N-Triples in about 20 ms), and the rule files run inside it as SPARQL updates. With an
-    external store (any SPARQL 1.1 store, e.g. :class:`myeloma_kg.remote.RemoteStore`), the rules
-    run as CONSTRUCT queries instead and the batch's triples are journaled and removed afterwards.
+    A cohort batch gets a fresh private in-memory store (the knowledge base is bulk-loaded from its
+    closed N-Triples in about 20 ms) and the rule files run inside it as SPARQL updates. A single
+    patient reuses a kept store, and with an external store (any SPARQL 1.1 store, e.g.
+    :class:`myeloma_kg.remote.RemoteStore`) the rules run as CONSTRUCT queries whose triples are
+    journaled and removed afterwards (see :meth:`batch`).
 
     >>> reasoner = Reasoner()
     >>> store = reasoner.new_store()
     >>> len(store) > 1000
     True
     """
+
+    FRESH_STORE_MIN = 8
+    STORE_RENEWAL = 200
 
     def __init__(self, template: KnowledgeTemplate | None = None,
                  queries: Iterable[QueryFile] | None = None, store: Any | None = None) -> None:
@@ -210,6 +214,8 @@ class Reasoner:
         self.queries = tuple(queries) if queries is not None else derivation_queries()
         self._external: Any | None = store
         self._journal: list[ox.Quad] | None = None
+        self._kept: ox.Store | None = None
+        self._kept_batches = 0
 
     def new_store(self) -> ox.Store:
         """A fresh in-memory store loaded with the knowledge base and its closure."""
@@ -240,17 +246,28 @@ class Reasoner:
     def batch(self, patients: Iterable[Graph | list[ox.Quad]]) -> Iterator[Any]:
         """A store holding the knowledge base plus these patients with everything derived for them.
 
-        Batches do not see each other: a private store is new for each batch (so long cohort runs
-        stay flat in memory); in an external store the batch's triples are removed again on exit.
+        Batches do not see each other. A batch of :attr:`FRESH_STORE_MIN` patients or more gets a fresh
+        private store (loading the knowledge base costs about 20 ms; the rules then run as SPARQL
+        updates, and dropping the store frees everything). A smaller batch — one patient at the
+        terminal or behind the endpoint — reuses a kept store: its triples are journaled and removed
+        on exit, and the store is renewed every :attr:`STORE_RENEWAL` batches (pyoxigraph does not
+        hand back the memory of removed triples). An external store is always journaled.
         Not thread-safe: use one reasoner per thread or process.
         """
-        if self._external is None:
+        patients = list(patients)
+        if self._external is None and len(patients) >= self.FRESH_STORE_MIN:
             store = self.new_store()
             self.add_patients(store, patients)
             self.derive(store)
             yield store
             return
-        store = self._external
+        if self._external is not None:
+            store = self._external
+        else:
+            if self._kept is None or self._kept_batches >= self.STORE_RENEWAL:
+                self._kept, self._kept_batches = self.new_store(), 0
+            self._kept_batches += 1
+            store = self._kept
         self._journal = []
         try:
             self.add_patients(store, patients)
