@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from .errors import DataError, MyelomaKGError, PatientInvalidError
 from .io import JSONL_SUFFIXES, RawDocument, iter_jsonl_lines, parse_jsonl_line, read_documents
 
-DEFAULT_CHUNK = 50  # measured best batch size (benchmarks/README.md)
+DEFAULT_CHUNK = 25  # measured best batch size (benchmarks/README.md, sweep stage)
 
 
 @dataclass

@@ -73,7 +73,7 @@ def _is_single(patients: tuple[str, ...]) -> bool:
 @click.option("--errors", "errors_path", type=click.Path(dir_okay=False), default=None,
               help="Cohort run: write one error per line (patient id, input position, typed error, message).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
-@click.option("--chunk-size", type=click.IntRange(1, 100000), default=50, show_default=True,
+@click.option("--chunk-size", type=click.IntRange(1, 100000), default=25, show_default=True,
               help="Patients reasoned together in one store pass.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted cohort run from its complete lines.")
 @click.option("--keep-going", is_flag=True, help="Exit 0 even when some patients failed.")
