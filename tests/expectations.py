@@ -5,6 +5,7 @@ Lists in fixtures are not exhaustive: each listed item must hold; ``*_exclude`` 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 STRENGTH_KEYS = {
@@ -89,3 +90,12 @@ def check_recommendation(rec: Any, expected: dict[str, Any]) -> list[str]:
             if rule not in cited:
                 problems.append(f"{regimen} does not cite {rule} (cites {sorted(cited)})")
     return problems
+
+
+def canonical(value: Any) -> Any:
+    """A recommendation with every list sorted: its content, independent of a store's row order."""
+    if isinstance(value, dict):
+        return {k: canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return sorted((canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    return value

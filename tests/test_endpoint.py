@@ -19,11 +19,32 @@ from xml.dom.minidom import Document
 
 import pytest
 import yaml
+from expectations import canonical
 from rdflib import Graph
-from SPARQLWrapper import CSV, GET, JSON, JSONLD, N3, POST, POSTDIRECTLY, TSV, TURTLE, URLENCODED, XML, RDFXML, SPARQLWrapper
+from SPARQLWrapper import (
+    CSV,
+    GET,
+    JSON,
+    JSONLD,
+    N3,
+    POST,
+    POSTDIRECTLY,
+    RDFXML,
+    TSV,
+    TURTLE,
+    URLENCODED,
+    XML,
+    SPARQLWrapper,
+)
 from SPARQLWrapper.SPARQLExceptions import QueryBadFormed, Unauthorized
 
-from myeloma_kg.endpoint import KB_GRAPH, EndpointConfig, EndpointServer, forbidden_operation, is_data_update
+from myeloma_kg.endpoint import (
+    KB_GRAPH,
+    EndpointConfig,
+    EndpointServer,
+    forbidden_operation,
+    is_data_update,
+)
 from myeloma_kg.patient import patient_iri
 from myeloma_kg.queries import IRI, api_query, sparql_term, with_values
 
@@ -425,9 +446,9 @@ def test_injection_through_recommend(server) -> None:
 
 def test_remote_store_against_this_endpoint(server) -> None:
     """RemoteStore reasons inside this endpoint (SPARQL Update with the token) like the local engine."""
+    from myeloma_kg.patient import load_patient
     from myeloma_kg.reason import Reasoner
     from myeloma_kg.recommend import Engine, default_engine
-    from myeloma_kg.patient import load_patient
     from myeloma_kg.remote import RemoteStore
 
     store = RemoteStore(server.url + "/sparql", token=TOKEN)
@@ -436,16 +457,9 @@ def test_remote_store_against_this_endpoint(server) -> None:
     doc = load_patient(VIGNETTES / "V13" / "patient.yaml")
     remote = engine.run([doc])[0][0].to_dict()
     local = default_engine().run([doc])[0][0].to_dict()
-    assert _canonical(remote) == _canonical(local)
+    assert canonical(remote) == canonical(local)
     assert len(store) == before  # the batch's triples are gone again
 
-
-def _canonical(value):
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return sorted((_canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
-    return value
 
 
 # ---------------------------------------------------------------- time limit (last: it replaces a worker)

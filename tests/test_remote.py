@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from expectations import canonical
 from SPARQLWrapper import JSON, SPARQLWrapper
 
 from myeloma_kg.cli import main
@@ -87,21 +88,13 @@ def remote_engine(pushed):
     return Engine(reasoner=Reasoner(store=store))
 
 
-def _canonical(value):
-    """The recommendation with every list sorted: the content, independent of a store's row order."""
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return sorted((_canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
-    return value
-
 
 @pytest.mark.parametrize("path", VIGNETTES, ids=[p.parent.name for p in VIGNETTES])
 def test_vignette_same_result_remote(remote_engine, path: Path) -> None:
     doc = load_patient(path)
     remote = remote_engine.run([doc])[0][0].to_dict()
     local = default_engine().run([doc])[0][0].to_dict()
-    assert _canonical(remote) == _canonical(local)
+    assert canonical(remote) == canonical(local)
     assert [o["regimen"] for o in remote["options"]] == [o["regimen"] for o in local["options"]]
     assert [o["strength"] for o in remote["options"]] == [o["strength"] for o in local["options"]]
 
@@ -126,7 +119,7 @@ def test_pushed_patient_graph(pushed) -> None:
     rows = sw.queryAndConvert()["results"]["bindings"]
     assert [r["g"]["value"] for r in rows] == [patient_iri("v01")]
     local = default_engine().run([load_patient(VIGNETTES[0])])[0][0].to_dict()
-    assert _canonical(json.loads(rows[0]["json"]["value"])) == _canonical(json.loads(json.dumps(local)))
+    assert canonical(json.loads(rows[0]["json"]["value"])) == canonical(json.loads(json.dumps(local)))
 
 
 def test_cli_recommend_endpoint(pushed) -> None:
@@ -142,7 +135,7 @@ def test_cli_recommend_endpoint(pushed) -> None:
     finally:
         recommend_module._ENGINE = saved
     local = default_engine().run([load_patient(path)])[0][0].to_dict()
-    assert _canonical(json.loads(result.output)) == _canonical(json.loads(json.dumps(local)))
+    assert canonical(json.loads(result.output)) == canonical(json.loads(json.dumps(local)))
 
 
 def test_named_graph_mode(pushed) -> None:
@@ -156,7 +149,7 @@ def test_named_graph_mode(pushed) -> None:
     engine = Engine(reasoner=Reasoner(store=store))
     doc = load_patient(VIGNETTES[2])
     remote = engine.run([doc])[0][0].to_dict()
-    assert _canonical(remote) == _canonical(default_engine().run([doc])[0][0].to_dict())
+    assert canonical(remote) == canonical(default_engine().run([doc])[0][0].to_dict())
     count = len(store)
     default_count = len(RemoteStore(pushed + "/query"))
     assert count == default_count  # the KB in the named graph, the batch cleaned up again

@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 
 import click
 
-from ..errors import DataError, KnowledgeBaseError, UnknownIdentifierError, UsageError
+from ..errors import DataError, UsageError
 from ..recommend import PROFILES
+from ._exits import exit_codes
 
 FORMATS = ("text", "json", "ttl")
-
-
-@contextmanager
-def _exit_codes():
-    """Turn our typed errors into the documented exit codes: 1 bad data, 2 usage, 3 knowledge base."""
-    try:
-        yield
-    except UnknownIdentifierError as exc:  # an unknown regimen named on the command line
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    except KnowledgeBaseError as exc:
-        click.echo(f"knowledge-base error: {exc}", err=True)
-        sys.exit(3)
-    except DataError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
 
 
 def _load_and_validate(path: str):
@@ -94,7 +76,7 @@ def recommend(patients: tuple[str, ...], fmt: str | None, profile: str, out_path
     Exit codes: 0 done, 1 invalid patient (report on stderr) or failed patients in a cohort run,
     2 usage error, 3 knowledge-base error.
     """
-    with _exit_codes():
+    with exit_codes():
         if endpoint:
             if fmt == "ttl":
                 raise click.UsageError("--format ttl shows the local derived graph; drop --endpoint or the format")
@@ -194,7 +176,7 @@ def explain(patient: str, regimen: str, fmt: str, profile: str) -> None:
     from ..explain import explain as explain_regimen
     from ..explain import render_explanation
 
-    with _exit_codes():
+    with exit_codes():
         doc, _ = _load_and_validate(patient)
         ex = explain_regimen(doc, regimen, profile)
     if fmt == "json":

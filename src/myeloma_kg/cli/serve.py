@@ -8,6 +8,7 @@ import click
 
 from ..errors import KnowledgeBaseError, UsageError
 from ..recommend import PROFILES
+from ._exits import exit_codes
 
 
 @click.command()
@@ -42,16 +43,12 @@ def serve(host: str, port: int, patients: str | None, update_token: str | None, 
 
     config = EndpointConfig(host=host, port=port, patients=patients, update_token=update_token, timeout=timeout,
                             max_results=max_results, max_body=max_body, workers=workers, quiet=quiet)
-    try:
-        run_server(config, echo=lambda line: click.echo(line, err=True))
-    except OSError as exc:
-        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
-    except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    except KnowledgeBaseError as exc:
-        click.echo(f"knowledge-base error: {exc}", err=True)
-        sys.exit(3)
+    with exit_codes():
+        try:
+            run_server(config, echo=lambda line: click.echo(line, err=True))
+        except OSError as exc:
+            click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
 
 
 @click.command()
@@ -81,7 +78,12 @@ def push(endpoint: str, store_url: str | None, graph: str | None, patients: str 
     rules can address them across requests. Exit codes: 0 done, 1 some patients skipped (invalid),
     3 the store refused or could not be reached.
     """
-    from ..remote import RemoteStore, graph_store_put, graph_store_url, knowledge_base_ntriples
+    from ..remote import (
+        RemoteStore,
+        graph_store_put,
+        graph_store_url,
+        knowledge_base_ntriples,
+    )
 
     gsp = store_url or graph_store_url(endpoint)
     try:
