@@ -100,7 +100,7 @@ class PatientDocument:
             graph = Graph(bind_namespaces="none")
             add = graph.add
             for q in self._quads or ():
-                add((_to_rdflib(q.subject), _to_rdflib(q.predicate), _to_rdflib(q.object)))
+                add((rdflib_term(q.subject), rdflib_term(q.predicate), rdflib_term(q.object)))
             self._graph = graph
         return self._graph
 
@@ -109,8 +109,14 @@ class PatientDocument:
         """The patient's triples as pyoxigraph quads in the default graph."""
         if self._quads is None:
             assert self._graph is not None
-            self._quads = [ox.Quad(_to_ox(s), _to_ox(p), _to_ox(o)) for s, p, o in self._graph]
+            self._quads = [ox.Quad(ox_term(s), ox_term(p), ox_term(o)) for s, p, o in self._graph]
         return self._quads
+
+    @property
+    def unconverted_quads(self) -> list[ox.Quad] | None:
+        """The quads while the rdflib graph has not been built from them (None once it has, or when the
+        document was read as RDF): readers that only need the triples can use them and skip the graph."""
+        return self._quads if self._graph is None else None
 
     @property
     def iri(self) -> str:
@@ -300,7 +306,8 @@ def _parse_with_oxigraph(doc: dict[str, Any]) -> list[ox.Quad] | None:
         return None
 
 
-def _to_ox(term: Any) -> Any:
+def ox_term(term: Any) -> Any:
+    """An rdflib term as a pyoxigraph term."""
     if isinstance(term, URIRef):
         return ox.NamedNode(str(term))
     if isinstance(term, BNode):
@@ -312,7 +319,8 @@ def _to_ox(term: Any) -> Any:
     return ox.Literal(str(term))
 
 
-def _to_rdflib(term: Any) -> Any:
+def rdflib_term(term: Any) -> Any:
+    """A pyoxigraph term as rdflib's parsers give it (an xsd:string literal is a plain literal)."""
     if isinstance(term, ox.NamedNode):
         return URIRef(term.value)
     if isinstance(term, ox.BlankNode):

@@ -28,6 +28,7 @@ from rdflib.namespace import OWL, RDF, RDFS
 
 from .errors import KnowledgeBaseError
 from .kb import load_kb_graph, owl_rl_closure
+from .patient import ox_term as to_ox  # re-exported: rdflib term -> pyoxigraph term
 from .namespaces import MKG
 from .queries import QueryFile, derivation_queries
 from .cache import cached
@@ -42,21 +43,6 @@ _ANNOTATIONS = {
 
 
 # ---------------------------------------------------------------- term conversion
-
-def to_ox(term: object) -> ox.NamedNode | ox.BlankNode | ox.Literal:
-    """Convert an rdflib term to a pyoxigraph term."""
-    if isinstance(term, URIRef):
-        return ox.NamedNode(str(term))
-    if isinstance(term, BNode):
-        return ox.BlankNode(str(term))
-    if isinstance(term, Literal):
-        if term.language:
-            return ox.Literal(str(term), language=term.language)
-        if term.datatype is not None:
-            return ox.Literal(str(term), datatype=ox.NamedNode(str(term.datatype)))
-        return ox.Literal(str(term))
-    raise TypeError(f"not an RDF term: {term!r}")
-
 
 def to_rdflib(term: object) -> URIRef | BNode | Literal:
     """Convert a pyoxigraph term to an rdflib term."""

@@ -56,7 +56,7 @@ from rdflib.namespace import RDF, RDFS, SH, XSD
 from .errors import DataError, ParseError, PatientInvalidError
 from .io import RawDocument, read_documents
 from .namespaces import BASE, MKG
-from .patient import NODE_PATHS, PatientDocument, patient_context
+from .patient import NODE_PATHS, PatientDocument, patient_context, rdflib_term
 from .precheck import _SAFE_IN_IDS, VIOLATION, WARNING, Issue, precheck
 from .resources import shapes_dir
 
@@ -1503,11 +1503,7 @@ def _primary_quads(doc: PatientDocument) -> list[Any] | None:
     exists, or when the document was read as RDF, the graph itself is used: rdflib keeps some ill-formed
     literals (``"yes"^^xsd:boolean``) in a form that quads made from the graph would lose.
     """
-    try:
-        built = doc._graph is not None  # type: ignore[attr-defined]  # where PatientDocument keeps the graph it built
-    except AttributeError:  # a PatientDocument that holds an rdflib graph only
-        return None
-    quads = None if built else getattr(doc, "quads", None)
+    quads = doc.unconverted_quads if isinstance(doc, PatientDocument) else None
     return quads if isinstance(quads, list) else None
 
 
@@ -1646,11 +1642,9 @@ _rdf_term_cache: dict[Any, Any] = {}
 def _doc_graph(doc: PatientDocument) -> Any:
     """The document's graph as validate() reads it: ``doc.graph`` once it exists; before that, a
     :class:`_TripleView` of the triples it would be built from (so that validate_many() does not build it)."""
-    from . import patient as patient_module
-
     quads = _primary_quads(doc)
-    convert = getattr(patient_module, "_to_rdflib", None)  # how PatientDocument.graph converts each term
-    if quads is None or convert is None:
+    convert = rdflib_term  # how PatientDocument.graph converts each term
+    if quads is None:
         return doc.graph
     cache_ = _rdf_term_cache
     if len(cache_) > 100_000:
