@@ -215,3 +215,13 @@ def test_generated_facts_are_classified_as_reasonable_classifies_them(facts) -> 
 def test_a_bare_patient_is_only_an_owl_thing() -> None:
     found = knowledge_template().classifier.classify([(X, TYPE, ox.NamedNode(MKG + "Patient"))])
     assert found == [(X, ox.NamedNode(str(OWL.Thing)))]
+
+
+def test_the_classifier_survives_pickling_after_use() -> None:
+    import pickle
+
+    classifier = knowledge_template().classifier
+    facts = [(X, TYPE, ox.NamedNode(MKG + "Patient")),
+             (X, ox.NamedNode(MKG + "refractoryTo"), ox.NamedNode(MKG + "drug/lenalidomide"))]
+    before = classifier.classify(facts)
+    assert pickle.loads(pickle.dumps(classifier)).classify(facts) == before

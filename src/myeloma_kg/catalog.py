@@ -104,6 +104,7 @@ class Catalog:
         self._statements: dict[str, StatementInfo] = {}
         self._options: dict[str, OptionInfo] = {}
         self._labels: dict[str, str] = {}
+        self._disagreements: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {}
 
     # ------------------------------------------------------------ sources
     def source(self, iri: str) -> SourceInfo:
@@ -206,15 +207,15 @@ class Catalog:
         return label
 
     def disagreement(self, iri: str) -> dict[str, object]:
-        """Describe a disagreement (D1-D13) with every position and its source."""
-        g, node = self.graph, URIRef(iri)
-        positions = [str(c) for c in g.objects(node, RDFS.comment)]
-        return {
-            "id": iri.rsplit("/", 1)[-1],
-            "topic": self.label(iri),
-            "positions": sorted(positions),
-            "sources": sorted(self.source(str(s)).citation() for s in g.objects(node, MKG.source)),
-        }
+        """Describe a disagreement (D1-D13) with every position and its source (a fresh dict)."""
+        known = self._disagreements.get(iri)
+        if known is None:
+            g, node = self.graph, URIRef(iri)
+            known = self._disagreements[iri] = (
+                iri.rsplit("/", 1)[-1], self.label(iri), tuple(sorted(str(c) for c in g.objects(node, RDFS.comment))),
+                tuple(sorted(self.source(str(s)).citation() for s in g.objects(node, MKG.source))))
+        ident, topic, positions, sources = known
+        return {"id": ident, "topic": topic, "positions": list(positions), "sources": list(sources)}
 
     def is_type(self, iri: str, cls: URIRef) -> bool:
         """Whether the KB asserts ``iri`` a ``cls``."""

@@ -313,6 +313,11 @@ class Classifier:
                 out.append((subject, _THING))
         return out
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (the endpoint ships reasoners to worker processes): the compiled tests are
+        closures, rebuilt on first use after unpickling."""
+        return {k: v for k, v in self.__dict__.items() if k != "_compiled_index"}
+
     # ------------------------------------------------------------ compiling the definitions to tests
     @property
     def _index(self) -> tuple[dict[Any, list[Entry]], dict[Any, list[Entry]], list[Entry]]:
