@@ -191,6 +191,20 @@ class Engine:
         self.catalog = catalog or default_catalog()
         self._text_cache: dict[tuple[Any, ...], _OptionTexts] = {}
         self._citation_cache: dict[str, tuple[str, ...]] = {}
+        self._advice_options: dict[str, tuple[str, ...]] | None = None
+
+    def advice_options(self, store: Any) -> dict[str, tuple[str, ...]]:
+        """Content-triggered advice -> the options it concerns, sorted (``queries/api/advice-options.rq``;
+        knowledge base only, so read once per engine)."""
+        if self._advice_options is None:
+            found: dict[str, list[str]] = defaultdict(list)
+            for solution in store.query(api_query("advice-options").text):
+                advice, option = solution["advice"], solution["option"]
+                options = found[advice.value]
+                if option is not None:
+                    options.append(option.value)
+            self._advice_options = {a: tuple(sorted(set(o))) for a, o in found.items()}
+        return self._advice_options
 
     def run(self, documents: Sequence[PatientDocument], profile: str = "default", *,
             keep_store: bool = False) -> tuple[list[Recommendation], ox.Store | None]:
@@ -216,16 +230,18 @@ class Engine:
         advice = _rows(store, "advice", subs)
         assessments = _rows(store, "option-assessments", {})
         refractory = _rows(store, "refractory-components", {})
+        advice_options = self.advice_options(store)
         return [
             self._assemble(doc, profile, facts[doc.id], recs.get(doc.iri, []), constraints.get(doc.iri, []),
-                           advice.get(doc.iri, []), assessments.get(doc.iri, []), refractory.get(doc.iri, []))
+                           advice.get(doc.iri, []), assessments.get(doc.iri, []), refractory.get(doc.iri, []),
+                           advice_options)
             for doc in documents
         ]
 
     # ------------------------------------------------------------ assembly
     def _assemble(self, doc: PatientDocument, profile: str, facts: DerivedFacts, rec_rows: list[dict],
                   constraint_rows: list[dict], advice_rows: list[dict], assessment_rows: list[dict],
-                  refractory_rows: list[dict]) -> Recommendation:
+                  refractory_rows: list[dict], advice_options: dict[str, tuple[str, ...]]) -> Recommendation:
         cat = self.catalog
         by_option: dict[str, list[dict]] = defaultdict(list)
         for row in rec_rows:
@@ -242,10 +258,12 @@ class Engine:
         option_notices: dict[str, list[dict]] = defaultdict(list)
         situation_notices: list[dict] = []
         for row in advice_rows:
-            if row.get("option"):
-                option_notices[row["option"]].append(row)
-            else:
+            concerned = advice_options.get(row["advice"])
+            if concerned is None:
                 situation_notices.append(row)
+            else:  # content-triggered: kept for the options it concerns that are offered
+                for option in concerned:
+                    option_notices[option].append(row)
 
         options: list[Option] = []
         excluded: list[Exclusion] = []
