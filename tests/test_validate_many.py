@@ -4,10 +4,11 @@
 above ``VALIDATE_MANY_STATS`` in myeloma_kg/validate.py for why that is sound) and sends to ``validate()``
 whatever the shared runs cannot vouch for. Every test compares ``ValidationReport.to_dict()`` (violations and
 warnings with paths, messages, severities, shapes, constraints and values, in order; ``seconds`` is left
-out, as to_dict() does) with ``[validate(d) for d in docs]``, and checks through ``VALIDATE_MANY_STATS``
+out, as to_dict() does) with ``[validate(d) for d in docs]`` as the engine's own run over each document's graph
+gives them (``_validate_alone``), and checks through ``VALIDATE_MANY_STATS``
 that the shared runs did take the documents they should (or the comparison would prove nothing).
 
-Each side gets its own freshly converted documents: validate() builds a document's rdflib graph, while
+Each side gets its own freshly converted documents: the engine's own run builds a document's rdflib graph, while
 validate_many() works from the pyoxigraph quads as long as that graph is not built.
 """
 
@@ -37,7 +38,6 @@ from myeloma_kg.synth import patient as synthetic_patient
 from myeloma_kg.validate import (
     RUDOF_FALLBACKS,
     VALIDATE_MANY_STATS,
-    validate,
     validate_many,
 )
 
@@ -88,11 +88,13 @@ def _turtle_factory(name: str, tmp_path: Path) -> list[Factory]:
 def _compare(factories: list[Factory], **kwargs: Any) -> tuple[Counter[str], list[dict[str, Any]]]:
     """Assert validate_many() == [validate()] on fresh documents; return the stats delta and the reports.
 
-    RUDOF_FALLBACKS must move by the same amounts on both sides: validate_many() counts a fallback exactly
-    when validate() would.
+    The single side is validate() with the engine's own run over each document's graph (``_validate_alone``):
+    validate() itself takes the shared runs for one document (tests/test_validate_single.py), which would make
+    the comparison circular. RUDOF_FALLBACKS must move by the same amounts on both sides: validate_many()
+    counts a fallback exactly when validate() would.
     """
     before = Counter(RUDOF_FALLBACKS)
-    single = [validate(make(), **kwargs).to_dict() for make in factories]
+    single = [validation._validate_alone(make(), **kwargs).to_dict() for make in factories]
     single_fallbacks = Counter(RUDOF_FALLBACKS)
     single_fallbacks.subtract(before)
     stats = Counter(VALIDATE_MANY_STATS)
@@ -231,7 +233,7 @@ def test_duplicate_patient_ids_in_one_batch() -> None:
 def test_the_same_document_object_twice() -> None:
     doc = PatientDocument.from_dict(copy.deepcopy(_synth(3)))
     other = PatientDocument.from_dict(copy.deepcopy(_synth(4)))
-    single = [validate(PatientDocument.from_dict(copy.deepcopy(_synth(i)))).to_dict() for i in (3, 4, 3)]
+    single = [validation._validate_alone(PatientDocument.from_dict(copy.deepcopy(_synth(i)))).to_dict() for i in (3, 4, 3)]
     assert [r.to_dict() for r in validate_many([doc, other, doc])] == single
 
 
@@ -308,7 +310,8 @@ def test_non_document_inputs_are_validated_alone() -> None:
     data = _synth(9)
     reports = validate_many([copy.deepcopy(data), PatientDocument.from_dict(copy.deepcopy(data))])  # type: ignore[list-item]
     assert [r.to_dict() for r in reports] == [
-        validate(copy.deepcopy(data)).to_dict(), validate(PatientDocument.from_dict(copy.deepcopy(data))).to_dict()
+        validation._validate_alone(copy.deepcopy(data)).to_dict(),
+        validation._validate_alone(PatientDocument.from_dict(copy.deepcopy(data))).to_dict(),
     ]
 
 
@@ -320,7 +323,7 @@ def test_a_document_whose_graph_is_already_built() -> None:
     for doc in docs[::2]:
         _ = doc.graph
     reports = validate_many(docs)
-    assert [r.to_dict() for r in reports] == [validate(make()).to_dict() for make in factories]
+    assert [r.to_dict() for r in reports] == [validation._validate_alone(make()).to_dict() for make in factories]
 
 
 # ------------------------------------------------------------------------------------------ conversions

@@ -1195,6 +1195,7 @@ class _Run:
     types: _KnowledgeTypes
     engine: str
     started: float
+    shared: bool = True  # whether a converted document may take the shared runs (see _shared_results)
 
 
 def _issue_to_violation(issue: Issue, patient: str | None) -> Violation:
@@ -1269,7 +1270,7 @@ def _validate_data(data: Any, run: _Run, *, source: str, position: int) -> Valid
     except DataError as exc:
         results.append(Violation(patient, "", exc.message, VIOLATION, "parse", type(exc).__name__, None))
         return _finish(report, results, run)
-    shacl = _shacl_results(doc, run.types, data, run.engine)
+    shacl = _located_results(doc, data, run)
     if patient is None:
         shacl = [replace(v, patient=None) for v in shacl]
     return _finish(report, results + shacl, run)
@@ -1279,12 +1280,26 @@ def _validate_document(doc: PatientDocument, run: _Run) -> ValidationReport:
     """A document already converted: reuse its graph when it came from a mapping the pre-checks accept."""
     if doc.data is None:
         report = ValidationReport(patient=doc.id, source=doc.source, position=doc.position)
-        return _finish(report, _shacl_results(doc, run.types, None, run.engine), run)
+        return _finish(report, _located_results(doc, None, run), run)
     issues, _ = precheck(doc.data)
     if issues or NODE_PATHS not in doc.extra:
         return _validate_data(doc.data, run, source=doc.source, position=doc.position)
     report = ValidationReport(patient=doc.id, source=doc.source, position=doc.position)
-    return _finish(report, _shacl_results(doc, run.types, doc.data, run.engine), run)
+    return _finish(report, _located_results(doc, doc.data, run), run)
+
+
+def _located_results(doc: PatientDocument, data: dict[str, Any] | None, run: _Run) -> list[Violation]:
+    """The SHACL results of a converted document, located in ``data`` (the document as written, if any).
+
+    They come from the shared runs of :func:`validate_many` with the document alone (:func:`_shared_results`)
+    when those can vouch for it, else from the engine's run over the document's graph (:func:`_shacl_results`);
+    the two give the same results.
+    """
+    if run.shared:
+        results = _shared_results(doc, data, run)
+        if results is not None:
+            return results
+    return _shacl_results(doc, run.types, data, run.engine)
 
 
 def _error_report(error: DataError, source: str | None, position: int | None, run: _Run) -> ValidationReport:
@@ -1344,6 +1359,17 @@ def validate(document: Any, *, kb_graph: Graph | None = None, engine: str | None
     raise DataError(
         f"cannot validate a {type(document).__name__}: give a mapping, a path, a Graph or a PatientDocument"
     )
+
+
+def _validate_alone(document: PatientDocument | dict[str, Any], *, kb_graph: Graph | None = None,
+                    engine: str | None = None) -> ValidationReport:
+    """:func:`validate` of a converted document or a mapping, always with the engine's own run over the
+    document's graph (never the shared runs, see :func:`_shared_results`): the reference the tests compare
+    :func:`validate` and :func:`validate_many` with."""
+    run = replace(_start(kb_graph, engine), shared=False)
+    if isinstance(document, PatientDocument):
+        return _validate_document(document, run)
+    return _validate_data(document, run, source="<input>", position=1)
 
 
 def validate_raw(
@@ -1416,6 +1442,12 @@ def validate_file(
 # * A document with results is located (paths, suggestions, ordering) by the code validate() runs, from its
 #   own share of the results. Whatever the rudof engine would not vouch for (_Unsupported) sends the document,
 #   or the batch, to validate(), which falls back to pySHACL and counts RUDOF_FALLBACKS as it always does.
+#
+# validate() of one converted document takes the same runs over a batch of that document alone
+# (_shared_results): pyrudof as above, and the constraints' own queries over the default graph of this
+# thread's long-lived store holding the knowledge base's types (_single_store), which is what the engine's own
+# run (_run_rudof) evaluates them on, minus rebuilding the store and the document's rdflib graph. Whatever the
+# shared runs cannot vouch for goes to the engine's own run over the document's graph (_shacl_results).
 
 #: How :func:`validate_many` produced its reports: ``batched`` from the shared run (``batched_findings`` of
 #: them with violations or warnings), ``single`` by :func:`validate` one document at a time.
@@ -1527,12 +1559,36 @@ def _doc_ox_quads(doc: PatientDocument, graph_name: Any = None) -> list[Any]:
     for q in quads:
         o = q.object
         if type(o) is literal:
-            o = _literal_forms(o)[1]
+            form = _literal_forms(o)[1]
+            if graph_name is None and form == o:
+                out.append(q)  # the quad as it is (making a new one costs more than the comparison)
+                continue
+            o = form
+        elif graph_name is None:
+            out.append(q)
+            continue
         out.append(quad(q.subject, q.predicate, o) if graph_name is None else quad(q.subject, q.predicate, o, graph_name))
     return out
 
 
 _literal_cache: dict[Any, tuple[str | None, Any, str]] = {}
+_XSD_DATE = str(XSD.date)
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _plain_date(text: str) -> bool:
+    """Whether ``text`` is a real calendar date written YYYY-MM-DD (year 1 or later, no time zone): the
+    lexical forms rdflib reads as a well-formed xsd:date whose normal form is the text itself.
+
+    >>> [_plain_date(t) for t in ("2021-02-28", "2021-02-29", "0000-01-01", "2021-2-3", "2021-02-28Z")]
+    [True, False, False, False, False]
+    """
+    if _PLAIN_DATE.fullmatch(text) is None:
+        return False
+    try:
+        return dt.date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
 
 
 def _literal_forms(term: Any) -> tuple[str | None, Any, str]:
@@ -1550,6 +1606,10 @@ def _literal_forms(term: Any) -> tuple[str | None, Any, str]:
         if language is not None or datatype == _XSD_STRING:
             text = term.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
             hit = (f'"{text}"@{language}' if language else f'"{text}"', term, "")
+        elif datatype == _XSD_DATE and _plain_date(term.value):
+            # Most literals of a cohort are distinct calendar dates: rdflib reads such a date as written
+            # (its normal form is the text itself), so both forms are known without building the rdflib term.
+            hit = (f'"{term.value}"^^<{_XSD_DATE}>', term, "")
         else:
             rdf = _to_rdf(term)
             try:
@@ -1646,14 +1706,19 @@ def _doc_graph(doc: PatientDocument) -> Any:
     convert = rdflib_term  # how PatientDocument.graph converts each term
     if quads is None:
         return doc.graph
+    import pyoxigraph as ox
+
     cache_ = _rdf_term_cache
     if len(cache_) > 100_000:
         cache_.clear()
+    blank = ox.BlankNode
+    local: dict[Any, Any] = {}  # blank nodes: their labels are the document's own and never recur elsewhere
 
     def term(t: Any) -> Any:
-        hit = cache_.get(t)
+        memo = local if type(t) is blank else cache_
+        hit = memo.get(t)
         if hit is None:
-            hit = cache_[t] = convert(t)
+            hit = memo[t] = convert(t)
         return hit
 
     return _TripleView((term(q.subject), term(q.predicate), term(q.object)) for q in quads)
@@ -1679,8 +1744,6 @@ def _batch_doc(index: int, doc: Any) -> _BatchDoc | None:
     It must be a converted document that validate() checks from its own graph (not one re-converted from its
     data after pre-check issues) whose triples all have its patient IRI or one of its blank nodes as subject.
     """
-    import pyoxigraph as ox
-
     if not isinstance(doc, PatientDocument):
         return None
     data = doc.data
@@ -1688,6 +1751,15 @@ def _batch_doc(index: int, doc: Any) -> _BatchDoc | None:
         issues, _ = precheck(data)
         if issues or NODE_PATHS not in doc.extra:
             return None
+    return _doc_item(index, doc, data)
+
+
+def _doc_item(index: int, doc: PatientDocument, data: dict[str, Any] | None) -> _BatchDoc | None:
+    """A converted document ready for the shared runs, its results to be located in ``data``; None when its
+    triples do not all have its patient IRI or one of its blank nodes as subject (or cannot be written for
+    pyrudof): validate() takes it alone."""
+    import pyoxigraph as ox
+
     iri = doc.iri
     nodes: set[str] = set()
     own: set[str] = {iri}
@@ -1717,11 +1789,11 @@ def _batch_doc(index: int, doc: Any) -> _BatchDoc | None:
                 return None
             predicates.add(str(p))
         return _BatchDoc(index, doc, data, ntriples, nodes, own, predicates, graph_quads)
-    try:
-        ntriples = _doc_ntriples(doc)
-    except _Unsupported:
-        return None
+    # One pass over the quads: the nodes and predicates, and the N-Triples of _doc_ntriples() (spelled out
+    # here, with the same terms, to read each quad once).
     named, blank, literal = ox.NamedNode, ox.BlankNode, ox.Literal
+    forms = _literal_forms
+    lines: list[str] = []
     for q in quads:
         subject, obj = q.subject, q.object
         kind = type(subject)
@@ -1736,14 +1808,22 @@ def _batch_doc(index: int, doc: Any) -> _BatchDoc | None:
         kind = type(obj)
         if kind is named:
             nodes.add(obj.value)
+            text = str(obj)
         elif kind is blank:
             key = "_:" + obj.value
             nodes.add(key)
             own.add(key)
-        elif kind is not literal:
+            text = key
+        elif kind is literal:
+            text = forms(obj)[0]  # type: ignore[assignment]
+            if text is None:
+                return None  # a number pyrudof cannot compare exactly: validate() decides
+        else:
             return None
-        predicates.add(q.predicate.value)
-    return _BatchDoc(index, doc, data, ntriples, nodes, own, predicates)
+        predicate = q.predicate
+        predicates.add(predicate.value)
+        lines.append(f"{subject} {predicate} {text} .\n")
+    return _BatchDoc(index, doc, data, "".join(lines), nodes, own, predicates)
 
 
 def _kb_nodes(types: _KnowledgeTypes) -> frozenset[str]:
@@ -1817,67 +1897,30 @@ def _drop_batch_store(types: _KnowledgeTypes, store: Any) -> None:
         entry[1][:] = [(s, names) for s, names in entry[1] if s is not store]
 
 
-def _run_batch(items: list[_BatchDoc], run: _Run) -> tuple[dict[int, ValidationReport], set[int]]:
-    """The shared runs over ``items``: the reports they settle (by position in ``items``), and the positions
-    of the documents validate() must take alone.
+_Solutions = list[tuple[_SparqlCheck, dict[str, Any]]]  # a document's SHACL-SPARQL solutions (variable -> term)
 
-    :raises _Unsupported: when the shared runs cannot vouch for the batch (all of it goes to validate()).
+
+def _shared_sparql(
+    items: list[_BatchDoc], batch: list[int], plan: _RudofPlan, queries: tuple[str, ...], types: _KnowledgeTypes,
+    alone: set[int],
+) -> dict[int, _Solutions]:
+    """The SHACL-SPARQL solutions of the documents ``batch`` (positions in ``items``), by document: one store
+    with a named graph per document, each constraint's query in its per-graph form run once.
+
+    A document whose terms Oxigraph rejects is added to ``alone``.
+
+    :raises _Unsupported: when a solution cannot be given to one document, or Oxigraph rejects the batch.
     """
     import pyoxigraph as ox
 
-    plan, queries = _batch_plan()
-    types = run.types
-    kb_nodes = _kb_nodes(types)
-    alone: set[int] = set()
-
-    # Documents that share a node one of them owns (its patient IRI or a blank node), or that own a node of
-    # the knowledge base, would see each other's triples: validate() takes them alone.
-    touching: dict[str, list[int]] = {}
-    for k, item in enumerate(items):
-        for node in item.nodes | item.own:
-            touching.setdefault(node, []).append(k)
-    for k, item in enumerate(items):
-        for node in item.own:
-            if len(touching[node]) > 1 or node in kb_nodes:
-                alone.update(touching[node])
-    batch = [k for k in range(len(items)) if k not in alone]
-    if not batch:
-        return {}, alone
-    owners: dict[str, list[int]] = {}
-    for k in batch:
-        for node in items[k].nodes:
-            owners.setdefault(node, []).append(k)
-
-    # Core constraints: one pyrudof run over all the documents.
-    session = _rudof_session(plan, types)
-    try:
-        entries = session.validate("".join(items[k].ntriples for k in batch))
-    except session.pyrudof.RudofError as exc:
-        raise _Unsupported("pyrudof could not read the batch") from exc
-    core: dict[int, list[Any]] = {}
-    for entry in entries:
-        focus = entry.focus_node
-        if focus in kb_nodes:
-            raise _Unsupported("a result about a node of the knowledge base")
-        holders = owners.get(focus)
-        if holders is None:
-            if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:|_:", focus):
-                raise _Unsupported("a result about a node outside the documents")
-            continue  # a literal focus node: validate() drops its results too
-        if len(holders) == 1:
-            core.setdefault(holders[0], []).append(entry)
-        else:
-            alone.update(holders)
-
-    # SHACL-SPARQL constraints: one store with a named graph per document, each query run once.
     store, graph_names = _batch_store(types, len(batch), len(items))
     quads: list[Any] = []
     slot_of: dict[str, int] = {}
-    present = {str(p) for p in types.predicates}
+    present = set(_type_predicates(types))
     for name, k in zip(graph_names, batch):
         slot_of[name.value] = k
         present |= items[k].predicates
-    solutions_of: dict[int, list[tuple[_SparqlCheck, dict[str, Any]]]] = {}
+    solutions_of: dict[int, _Solutions] = {}
     try:
         for name, k in zip(graph_names, batch):
             graph_quads = items[k].graph_quads
@@ -1910,26 +1953,217 @@ def _run_batch(items: list[_BatchDoc], run: _Run) -> tuple[dict[int, ValidationR
         except BaseException:
             _drop_batch_store(types, store)
             raise
+    return solutions_of
 
+
+_SINGLE_STORE_RENEWAL = 100  # documents a single-document store serves before it is rebuilt (about 0.3 ms)
+
+
+def _single_store(types: _KnowledgeTypes) -> Any:
+    """This thread's pyoxigraph store for one document at a time: the knowledge base's type quads in the
+    default graph, as in the engine's own run (:func:`_rudof_sparql`), to which a document's quads are added
+    and from which they are removed again.
+
+    Reusing it saves building a store and copying the type quads for every document; as for the batch stores,
+    removed quads stay in the store until it is dropped, so it is renewed after a number of documents.
+    """
+    import pyoxigraph as ox
+
+    stores: dict[Any, list[Any]] = getattr(_local, "single_stores", None) or {}
+    _local.single_stores = stores
+    key = (os.getpid(), id(types))
+    entry = stores.get(key)
+    if entry is None or entry[0] is not types or entry[2] >= _SINGLE_STORE_RENEWAL:
+        if entry is None and len(stores) > 4:
+            stores.clear()
+        store = ox.Store()
+        store.extend(_ox_quads(types))
+        entry = stores[key] = [types, store, 0]
+    entry[2] += 1
+    return entry[1]
+
+
+def _single_sparql(
+    item: _BatchDoc, k: int, plan: _RudofPlan, types: _KnowledgeTypes, alone: set[int]
+) -> dict[int, _Solutions]:
+    """The SHACL-SPARQL solutions of one document (at position ``k``), as :func:`_shared_sparql` gives them.
+
+    With one document there is nothing to keep apart: its quads go into the default graph of a store holding
+    the knowledge base's types and the constraints' own queries run on it, exactly as in the engine's own run
+    (:func:`_rudof_sparql`), without the store being built anew.
+
+    :raises _Unsupported: when Oxigraph rejects the document.
+    """
+    store = _single_store(types)
+    try:
+        quads = item.graph_quads if item.graph_quads is not None else _doc_ox_quads(item.doc)
+    except ValueError:  # a term Oxigraph rejects: validate() decides
+        alone.add(k)
+        return {}
+    present = _type_predicates(types) | item.predicates
+    found: _Solutions = []
+    try:
+        store.extend(quads)
+        for check in plan.sparql:
+            if check.triggers is not None and not any(str(t) in present for t in check.triggers):
+                continue  # the document has no focus node for it
+            solutions = store.query(check.query, prefixes=check.prefixes)
+            names = [v.value for v in solutions.variables]
+            for solution in solutions:
+                found.append((check, {n: _to_rdf(v) for n, v in zip(names, solution) if v is not None}))
+    except ValueError as exc:  # a term Oxigraph rejects
+        raise _Unsupported("Oxigraph could not read the document") from exc
+    finally:
+        try:  # back to the knowledge base's types alone (the document shares no triple with them)
+            for quad in quads:
+                store.remove(quad)
+        except BaseException:
+            _local.single_stores = {}
+            raise
+    return {k: found} if found else {}
+
+
+def _type_predicates(types: _KnowledgeTypes) -> frozenset[str]:
+    """The predicates of the knowledge base's type graph, as strings (made once per knowledge base)."""
+    names = types.batch.get("predicates")
+    if names is None:
+        names = types.batch["predicates"] = frozenset(str(p) for p in types.predicates)
+    return names  # type: ignore[no-any-return]
+
+
+@dataclass
+class _SharedRuns:
+    """What the shared runs found over a batch: pyrudof's entries and the SPARQL solutions, by document."""
+
+    batch: list[int]  # the positions (in the items) of the documents the runs took
+    core: dict[int, list[Any]]
+    solutions: dict[int, _Solutions]
+    alone: set[int]  # the positions of the documents validate() must take alone
+    plan: _RudofPlan
+
+
+def _shared_runs(items: list[_BatchDoc], run: _Run) -> _SharedRuns:
+    """One pyrudof run and one pass of the SHACL-SPARQL queries over ``items``, results shared out by document.
+
+    :raises _Unsupported: when the shared runs cannot vouch for the batch (all of it goes to validate()).
+    """
+    plan, queries = _batch_plan()
+    types = run.types
+    kb_nodes = _kb_nodes(types)
+    alone: set[int] = set()
+
+    # Documents that share a node one of them owns (its patient IRI or a blank node), or that own a node of
+    # the knowledge base, would see each other's triples: validate() takes them alone.
+    touching: dict[str, list[int]] = {}
+    for k, item in enumerate(items):
+        for node in item.nodes | item.own:
+            touching.setdefault(node, []).append(k)
+    for k, item in enumerate(items):
+        for node in item.own:
+            if len(touching[node]) > 1 or node in kb_nodes:
+                alone.update(touching[node])
+    batch = [k for k in range(len(items)) if k not in alone]
+    if not batch:
+        return _SharedRuns(batch, {}, {}, alone, plan)
+    owners: dict[str, list[int]] = {}
+    for k in batch:
+        for node in items[k].nodes:
+            owners.setdefault(node, []).append(k)
+
+    # Core constraints: one pyrudof run over all the documents.
+    session = _rudof_session(plan, types)
+    try:
+        entries = session.validate("".join(items[k].ntriples for k in batch))
+    except session.pyrudof.RudofError as exc:
+        raise _Unsupported("pyrudof could not read the batch") from exc
+    core: dict[int, list[Any]] = {}
+    for entry in entries:
+        focus = entry.focus_node
+        if focus in kb_nodes:
+            raise _Unsupported("a result about a node of the knowledge base")
+        holders = owners.get(focus)
+        if holders is None:
+            if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:|_:", focus):
+                raise _Unsupported("a result about a node outside the documents")
+            continue  # a literal focus node: validate() drops its results too
+        if len(holders) == 1:
+            core.setdefault(holders[0], []).append(entry)
+        else:
+            alone.update(holders)
+
+    # SHACL-SPARQL constraints: each query run once, over one store for all the documents.
+    if len(batch) == 1:
+        solutions = _single_sparql(items[batch[0]], batch[0], plan, types, alone)
+    else:
+        solutions = _shared_sparql(items, batch, plan, queries, types, alone)
+    return _SharedRuns(batch, core, solutions, alone, plan)
+
+
+def _shared_located(item: _BatchDoc, runs: _SharedRuns, k: int, run: _Run) -> list[Violation]:
+    """The shared runs' results for the document at position ``k``, located by validate()'s own code.
+
+    :raises _Unsupported: when a result cannot be placed with certainty (validate() then decides).
+    """
+    core, solutions = runs.core.get(k), runs.solutions.get(k)
+    if not core and not solutions:
+        return []
+    graph = _doc_graph(item.doc)
+    raw = _rudof_entries(core or [], graph, runs.plan)
+    raw += [_sparql_result(check, bound) for check, bound in solutions or []]
+    return _shacl_results(item.doc, run.types, item.data, run.engine, raw, graph)
+
+
+def _run_batch(items: list[_BatchDoc], run: _Run) -> tuple[dict[int, ValidationReport], set[int]]:
+    """The shared runs over ``items``: the reports they settle (by position in ``items``), and the positions
+    of the documents validate() must take alone.
+
+    :raises _Unsupported: when the shared runs cannot vouch for the batch (all of it goes to validate()).
+    """
+    runs = _shared_runs(items, run)
+    alone = runs.alone
     # Each document: no result gives an empty report; results are located by validate()'s own code.
     reports: dict[int, ValidationReport] = {}
-    for k in batch:
+    for k in runs.batch:
         if k in alone:
             continue
         doc = items[k].doc
         report = ValidationReport(patient=doc.id, source=doc.source, position=doc.position)
-        if k in core or k in solutions_of:
+        if k in runs.core or k in runs.solutions:
             try:
-                graph = _doc_graph(doc)
-                raw = _rudof_entries(core.get(k, []), graph, plan)
-                raw += [_sparql_result(check, bound) for check, bound in solutions_of.get(k, [])]
-                results = _shacl_results(doc, types, items[k].data, run.engine, raw, graph)
+                results = _shared_located(items[k], runs, k, run)
             except _Unsupported:
                 alone.add(k)  # validate() decides (and counts its fallback)
                 continue
             _finish(report, results, run)
         reports[k] = report
     return reports, alone
+
+
+def _shared_results(doc: PatientDocument, data: dict[str, Any] | None, run: _Run) -> list[Violation] | None:
+    """The SHACL results of one converted document (located in ``data``) from the shared runs of
+    :func:`validate_many` over a batch of this document alone; None when they cannot vouch for it, and the
+    engine's own run (:func:`_shacl_results`) must decide.
+
+    A batch of one gives exactly the results of the engine's own run (see the comment above
+    :data:`VALIDATE_MANY_STATS`), while skipping what makes that run slow: building ``doc.graph`` term by term,
+    a new pyoxigraph store with the knowledge base's types for every document, and N-Triples written from
+    rdflib terms. The store (:func:`_single_store`) and the pyrudof session are this thread's long-lived ones,
+    renewed after a number of documents so that memory stays flat over long runs. Nothing is counted in
+    :data:`VALIDATE_MANY_STATS` (validate_many()'s account); :data:`RUDOF_FALLBACKS` moves only in the engine's
+    own run, when that falls back.
+    """
+    if run.engine != "rudof":
+        return None
+    item = _doc_item(0, doc, data)
+    if item is None:
+        return None
+    try:
+        runs = _shared_runs([item], run)
+        if 0 in runs.alone:
+            return None
+        return _shared_located(item, runs, 0, run)
+    except _Unsupported:
+        return None
 
 
 def validate_many(
