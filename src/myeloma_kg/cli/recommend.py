@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..batch import DEFAULT_CHUNK
 from ..errors import DataError, UsageError
 from ..recommend import PROFILES
 from ._exits import exit_codes
@@ -55,7 +56,7 @@ def _is_single(patients: tuple[str, ...]) -> bool:
 @click.option("--errors", "errors_path", type=click.Path(dir_okay=False), default=None,
               help="Cohort run: write one error per line (patient id, input position, typed error, message).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
-@click.option("--chunk-size", type=click.IntRange(1, 100000), default=25, show_default=True,
+@click.option("--chunk-size", type=click.IntRange(1, 100000), default=DEFAULT_CHUNK, show_default=True,
               help="Patients reasoned together in one store pass.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted cohort run from its complete lines.")
 @click.option("--keep-going", is_flag=True, help="Exit 0 even when some patients failed.")
