@@ -21,7 +21,12 @@ from myeloma_kg.classify import Classifier, read_axioms
 from myeloma_kg.errors import KnowledgeBaseError, UsageError
 from myeloma_kg.io import _jsonable
 from myeloma_kg.patient import PatientDocument, load_patient
-from myeloma_kg.reason import CLASSIFY_AFTER_STAGE, Reasoner, classify_with_reasonable, knowledge_template
+from myeloma_kg.reason import (
+    CLASSIFY_AFTER_STAGE,
+    Reasoner,
+    classify_with_reasonable,
+    knowledge_template,
+)
 from myeloma_kg.synth import generate
 
 EX = "urn:example:"
@@ -173,7 +178,7 @@ def _vocabulary() -> tuple[list[ox.NamedNode], list[ox.NamedNode], list[ox.Named
     drugs = sorted({s for s, o in graph.subject_objects(RDF.type) if str(o) == MKG + "Drug"})
     situations = sorted({s for s in graph.subjects(RDF.type, OWL.Class) if isinstance(s, URIRef)})
     values = sorted({o for o in graph.objects(None, OWL.hasValue) if isinstance(o, URIRef)} - set(drugs))
-    to_ox = lambda nodes: [ox.NamedNode(str(n)) for n in nodes]  # noqa: E731
+    to_ox = lambda nodes: [ox.NamedNode(str(n)) for n in nodes]
     return to_ox(drugs), to_ox(situations), to_ox(values)
 
 

@@ -20,7 +20,13 @@ from typing import Any, TextIO
 import orjson
 
 from .errors import DataError, MyelomaKGError, PatientInvalidError
-from .io import JSONL_SUFFIXES, RawDocument, iter_jsonl_lines, parse_jsonl_line, read_documents
+from .io import (
+    JSONL_SUFFIXES,
+    RawDocument,
+    iter_jsonl_lines,
+    parse_jsonl_line,
+    read_documents,
+)
 
 DEFAULT_CHUNK = 200  # measured best batch size (benchmarks/README.md, sweep stage)
 

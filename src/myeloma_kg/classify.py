@@ -59,21 +59,21 @@ class Some:
     """``p some F`` (``F`` is ``owl:Thing``, a named class or an expression)."""
 
     prop: URIRef
-    filler: "Expression"
+    filler: Expression
 
 
 @dataclass(frozen=True)
 class And:
     """``A and B and ...``."""
 
-    parts: tuple["Expression", ...]
+    parts: tuple[Expression, ...]
 
 
 @dataclass(frozen=True)
 class Or:
     """``A or B or ...``."""
 
-    parts: tuple["Expression", ...]
+    parts: tuple[Expression, ...]
 
 
 Expression = Named | HasValue | Some | And | Or
@@ -216,7 +216,7 @@ def _ox(expression: Expression) -> Expression:
 class _Individuals:
     """The facts of one classification run, indexed, with the types derived so far."""
 
-    __slots__ = ("values", "types", "kb_types")
+    __slots__ = ("kb_types", "types", "values")
 
     def __init__(self, triples: Iterable[tuple[Any, Any, Any]], kb_types: dict[Any, frozenset[Any]]) -> None:
         self.values: dict[Any, dict[Any, set[Any]]] = {}

@@ -28,13 +28,13 @@ import reasonable
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import OWL, RDF, RDFS
 
+from .cache import cached
 from .classify import Classifier
 from .errors import KnowledgeBaseError, UsageError
 from .kb import load_kb_graph, owl_rl_closure
-from .patient import ox_term as to_ox  # re-exported: rdflib term -> pyoxigraph term
 from .namespaces import MKG
+from .patient import ox_term as to_ox  # re-exported: rdflib term -> pyoxigraph term
 from .queries import QueryFile, derivation_queries
-from .cache import cached
 from .resources import ontology_dir, queries_dir
 
 CLASSIFY_AFTER_STAGE = 3

@@ -18,9 +18,9 @@ lowest applicable cap ("the lower strength wins and both reasons are returned", 
 from __future__ import annotations
 
 from collections import defaultdict
-from operator import itemgetter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import pyoxigraph as ox
