@@ -154,12 +154,11 @@ def process_chunk(items: list[Item], profile: str = "default", validate_input: b
     ready: list[tuple[Item, Any, list[dict[str, Any]]]] = []
     raw_of = {item.index: item.document() for item in items}
     converted: list[tuple[Item, Any]] = []
-    for item in items:
-        raw = raw_of[item.index]
-        try:
-            converted.append((item, PatientDocument.from_raw(raw)))
-        except MyelomaKGError as exc:
-            outcomes[item.index] = _error_outcome(item, exc, raw.patient_id)
+    for item, doc in zip(items, PatientDocument.from_raws([raw_of[item.index] for item in items])):
+        if isinstance(doc, MyelomaKGError):
+            outcomes[item.index] = _error_outcome(item, doc, raw_of[item.index].patient_id)
+        else:
+            converted.append((item, doc))
     if validate_input:
         try:
             reports: list[Any] = validate_many([doc for _, doc in converted])  # one pass for the chunk

@@ -28,7 +28,7 @@ import pyoxigraph as ox
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import RDF
 
-from .errors import DataError, FieldTypeError, ParseError
+from .errors import DataError, FieldTypeError, MyelomaKGError, ParseError
 from .io import RawDocument, _jsonable, read_documents
 from .namespaces import MKG, PATIENT
 from .resources import context_path
@@ -130,46 +130,63 @@ class PatientDocument:
         :raises FieldTypeError: when ``id`` is missing or not a string, or the document is not a mapping.
         :raises ParseError: when the JSON-LD processor rejects the document.
         """
-        if not isinstance(data, dict):
-            raise FieldTypeError(
-                f"a patient document must be a mapping of fields, not a {type(data).__name__}", source=source
-            )
-        data = _jsonable(data)
-        pid = data.get("id")
-        if pid is None or (isinstance(pid, str) and not pid.strip()):
-            raise FieldTypeError(
-                "the patient has no id; add `id: <unique identifier>` (required, unique within a cohort)",
-                field="id",
-                source=f"{source}#{position}",
-            )
-        if isinstance(pid, bool) or not isinstance(pid, (str, int)):
-            raise FieldTypeError(
-                f"id must be a string, got {type(pid).__name__} {pid!r}", field="id", source=f"{source}#{position}"
-            )
-        pid = str(pid)
-        doc = {k: v for k, v in data.items() if not k.startswith("@")}
-        node_paths = _label_nodes(doc)
-        doc["@context"] = patient_context()
-        doc["id"] = patient_iri(pid)
-        doc["type"] = "Patient"
-        doc["patientId"] = pid
-        try:
-            text = json.dumps(doc, allow_nan=False)
-            quads = _parse_with_oxigraph(doc)
-            graph = None
-            if quads is None:
+        prepared = _prepare(data, source, position)
+        return cls._parsed(prepared, _parse_with_oxigraph(prepared.doc))
+
+    @classmethod
+    def _parsed(cls, prepared: _Prepared, quads: list[ox.Quad] | None) -> PatientDocument:
+        """The document from its prepared form and pyoxigraph's quads (None: rdflib converts it)."""
+        graph = None
+        if quads is None:
+            try:
                 graph = Graph(bind_namespaces="none")
-                graph.parse(data=text, format="json-ld")
-        except Exception as exc:  # the JSON-LD processor raises many types on odd input
-            raise ParseError(
-                f"the document is not valid under the patient JSON-LD context: {exc}",
-                source=f"{source}#{position}",
-                patient=pid,
-            ) from None
+                graph.parse(data=json.dumps(prepared.doc, allow_nan=False), format="json-ld")
+            except Exception as exc:  # the JSON-LD processor raises many types on odd input
+                raise ParseError(
+                    f"the document is not valid under the patient JSON-LD context: {exc}",
+                    source=f"{prepared.source}#{prepared.position}",
+                    patient=prepared.id,
+                ) from None
         return cls(
-            id=pid, graph=graph, quads=quads, data=data, source=source, position=position,
-            extra={NODE_PATHS: node_paths},
+            id=prepared.id, graph=graph, quads=quads, data=prepared.data, source=prepared.source,
+            position=prepared.position, extra={NODE_PATHS: prepared.node_paths},
         )
+
+    @classmethod
+    def from_raws(cls, raws: list[RawDocument]) -> list[PatientDocument | MyelomaKGError]:
+        """:meth:`from_raw` of every document, in order, with the error in place of a document that fails.
+
+        The JSON-LD of the documents pyoxigraph can convert is parsed in one pass, each document as a named
+        graph of one JSON-LD document under the shared context: the context is processed once instead of
+        once per document (most of the cost of a parse). The quads are those of :meth:`from_raw` (blank
+        nodes are fresh in both); a batch the parser rejects is converted document by document.
+        """
+        out: list[PatientDocument | MyelomaKGError | None] = [None] * len(raws)
+        batch: list[tuple[int, _Prepared, dict[str, Any]]] = []
+        for i, raw in enumerate(raws):
+            try:
+                if raw.error is not None or raw.data is None:
+                    out[i] = cls.from_raw(raw)
+                    continue
+                prepared = _prepare(raw.data, raw.source, raw.position)
+                spelled = _spelled_for_oxigraph(prepared.doc)
+                if spelled is None:
+                    out[i] = cls._parsed(prepared, None)
+                    continue
+            except MyelomaKGError as exc:
+                out[i] = exc
+                continue
+            del spelled["@context"]
+            batch.append((i, prepared, spelled))
+        labels = sum(len(prepared.node_paths) for _, prepared, _ in batch)
+        quads_of = _parse_many_with_oxigraph([spelled for _, _, spelled in batch], labels) if batch else None
+        for k, (i, prepared, spelled) in enumerate(batch):
+            try:
+                quads = quads_of[k] if quads_of is not None else _parse_with_oxigraph(prepared.doc)
+                out[i] = cls._parsed(prepared, quads)
+            except MyelomaKGError as exc:
+                out[i] = exc
+        return out  # type: ignore[return-value]
 
     @classmethod
     def from_graph(cls, graph: Graph, *, source: str = "<input>", position: int = 1) -> "PatientDocument":
@@ -210,6 +227,49 @@ class PatientDocument:
 
 
 # ---------------------------------------------------------------- JSON-LD to RDF
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A mapping checked and made ready for the JSON-LD parsers."""
+
+    id: str
+    data: dict[str, Any]  # the document as given (JSON values)
+    doc: dict[str, Any]  # the JSON-LD document: context, patient IRI and type added
+    node_paths: dict[str, str]
+    source: str
+    position: int
+
+
+def _prepare(data: Any, source: str, position: int) -> _Prepared:
+    """Check the id of a mapping and build its JSON-LD document.
+
+    :raises FieldTypeError: when ``id`` is missing or not a string, or the document is not a mapping.
+    """
+    if not isinstance(data, dict):
+        raise FieldTypeError(
+            f"a patient document must be a mapping of fields, not a {type(data).__name__}", source=source
+        )
+    data = _jsonable(data)
+    pid = data.get("id")
+    if pid is None or (isinstance(pid, str) and not pid.strip()):
+        raise FieldTypeError(
+            "the patient has no id; add `id: <unique identifier>` (required, unique within a cohort)",
+            field="id",
+            source=f"{source}#{position}",
+        )
+    if isinstance(pid, bool) or not isinstance(pid, (str, int)):
+        raise FieldTypeError(
+            f"id must be a string, got {type(pid).__name__} {pid!r}", field="id", source=f"{source}#{position}"
+        )
+    pid = str(pid)
+    doc = {k: v for k, v in data.items() if not k.startswith("@")}
+    node_paths = _label_nodes(doc)
+    doc["@context"] = patient_context()
+    doc["id"] = patient_iri(pid)
+    doc["type"] = "Patient"
+    doc["patientId"] = pid
+    return _Prepared(pid, data, doc, node_paths, source, position)
+
 
 class _NotForOxigraph(Exception):
     """The document holds a value whose RDF form pyoxigraph and rdflib would spell differently."""
@@ -285,12 +345,9 @@ def _spell_numbers(value: Any, key: str, keys: _ContextKeys) -> Any:
     raise _NotForOxigraph(key)
 
 
-def _parse_with_oxigraph(doc: dict[str, Any]) -> list[ox.Quad] | None:
-    """The document's triples from pyoxigraph's JSON-LD parser, or None when rdflib must convert it.
-
-    rdflib's parser stays the reference for everything pyoxigraph rejects or would spell differently
-    (the tests compare both on every document of the test suite and on synthetic cohorts).
-    """
+def _spelled_for_oxigraph(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The document as pyoxigraph's JSON-LD parser must read it (numbers spelled as rdflib reads them), or
+    None when rdflib must convert it."""
     try:
         keys = _context_keys()
         spelled = {}
@@ -301,9 +358,53 @@ def _parse_with_oxigraph(doc: dict[str, Any]) -> list[ox.Quad] | None:
                 return None
             else:
                 spelled[k] = _spell_numbers(v, k, keys)
-        return list(ox.parse(json.dumps(spelled, allow_nan=False), format=ox.RdfFormat.JSON_LD))
-    except (_NotForOxigraph, SyntaxError, ValueError):
+        return spelled
+    except _NotForOxigraph:
         return None
+
+
+def _parse_with_oxigraph(doc: dict[str, Any]) -> list[ox.Quad] | None:
+    """The document's triples from pyoxigraph's JSON-LD parser, or None when rdflib must convert it.
+
+    rdflib's parser stays the reference for everything pyoxigraph rejects or would spell differently
+    (the tests compare both on every document of the test suite and on synthetic cohorts).
+    """
+    spelled = _spelled_for_oxigraph(doc)
+    if spelled is None:
+        return None
+    try:
+        return list(ox.parse(json.dumps(spelled, allow_nan=False), format=ox.RdfFormat.JSON_LD))
+    except (SyntaxError, ValueError):
+        return None
+
+
+_DOC_GRAPH = "urn:x-myeloma-kg:document:"
+
+
+def _parse_many_with_oxigraph(spelled: list[dict[str, Any]], labels: int) -> list[list[ox.Quad]] | None:
+    """The quads of each spelled document (context removed), parsed as the named graphs of one JSON-LD
+    document; None when the parser rejects it, or when a document names blank nodes of its own: ``_:``
+    labels are shared by the named graphs of one document (not by separate documents), and only the
+    ``labels`` ones :func:`_label_nodes` made, unique to their document, may appear."""
+    try:
+        text = json.dumps({"@context": patient_context(),
+                           "@graph": [{"@id": f"{_DOC_GRAPH}{k}", "@graph": doc} for k, doc in enumerate(spelled)]},
+                          allow_nan=False)
+    except ValueError:
+        return None
+    if text.count('"_:') != labels:
+        return None
+    out: list[list[ox.Quad]] = [[] for _ in spelled]
+    prefix = len(_DOC_GRAPH)
+    try:
+        for q in ox.parse(text, format=ox.RdfFormat.JSON_LD):
+            graph = q.graph_name
+            if not isinstance(graph, ox.NamedNode) or not graph.value.startswith(_DOC_GRAPH):
+                return None
+            out[int(graph.value[prefix:])].append(ox.Quad(q.subject, q.predicate, q.object))
+    except (SyntaxError, ValueError):
+        return None
+    return out
 
 
 def ox_term(term: Any) -> Any:
