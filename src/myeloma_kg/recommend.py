@@ -332,9 +332,8 @@ class Engine:
         excluded.sort(key=lambda e: e.label.lower())
 
         offered = {o.regimen for o in options}
-        warnings = self._notices([n for n in situation_notices if n["kind"] == "warning"], [], offered, "warning", option_notices)
-        actions = self._notices([n for n in situation_notices if n["kind"] == "action"], [], offered, "action", option_notices)
-        missing = self._notices([n for n in situation_notices if n["kind"] == "missing"], [], offered, "missing", option_notices)
+        notices = self._notices(situation_notices, offered, option_notices)
+        warnings, actions, missing = notices["warning"], notices["action"], notices["missing"]
         return Recommendation(
             patient=doc.id,
             profile=profile,
@@ -391,30 +390,33 @@ class Engine:
                 _unique(cat.source(s).citation() for s in cat.statement(statement).sources))
         return list(cited)
 
-    def _notices(self, situation_rows: list[dict], _unused: list, offered: set[str], kind: str,
-                 option_notices: dict[str, list[dict]]) -> list[Notice]:
+    def _notices(self, situation_rows: list[dict], offered: set[str],
+                 option_notices: dict[str, list[dict]]) -> dict[str, list[Notice]]:
+        """The warnings, actions and missing-data notices (by kind): the situation-triggered ones, and the
+        content-triggered ones of the offered options, each naming those options."""
         cat = self.catalog
-        merged: dict[str, Notice] = {}
+        merged: dict[str, dict[str, Notice]] = {"warning": {}, "action": {}, "missing": {}}
         for row in situation_rows:
             st = cat.statement(row["advice"])
-            merged.setdefault(row["advice"], Notice(
+            merged[row["kind"]].setdefault(row["advice"], Notice(
                 rule=st.rule_id, message=st.text, sources=self._citations(st.iri)))
         for option_iri, rows in option_notices.items():
             option_id = cat.option(option_iri).id
             if option_id not in offered:
                 continue
             for row in rows:
-                if row["kind"] != kind:
-                    continue
                 st = cat.statement(row["advice"])
-                notice = merged.setdefault(row["advice"], Notice(
+                notice = merged[row["kind"]].setdefault(row["advice"], Notice(
                     rule=st.rule_id, message=st.text, sources=self._citations(st.iri)))
                 if option_id not in notice.options:
                     notice.options.append(option_id)
-        out = list(merged.values())
-        for n in out:
-            n.options.sort()
-        out.sort(key=lambda n: (_rule_number(n.rule), n.message))
+        out: dict[str, list[Notice]] = {}
+        for kind, by_advice in merged.items():
+            found = list(by_advice.values())
+            for n in found:
+                n.options.sort()
+            found.sort(key=lambda n: (_rule_number(n.rule), n.message))
+            out[kind] = found
         return out
 
 
