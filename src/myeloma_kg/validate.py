@@ -1933,8 +1933,8 @@ def _shared_sparql(
                 alone.add(k)
         store.extend(quads)
         for check, query in zip(plan.sparql, queries):
-            if check.triggers is not None and not any(str(t) in present for t in check.triggers):
-                continue  # no document has a focus node for it
+            if not _triggered(check, present):
+                continue
             solutions = store.query(query, prefixes=check.prefixes)
             names = [v.value for v in solutions.variables]
             for solution in solutions:
@@ -2005,8 +2005,8 @@ def _single_sparql(
     try:
         store.extend(quads)
         for check in plan.sparql:
-            if check.triggers is not None and not any(str(t) in present for t in check.triggers):
-                continue  # the document has no focus node for it
+            if not _triggered(check, present):
+                continue
             solutions = store.query(check.query, prefixes=check.prefixes)
             names = [v.value for v in solutions.variables]
             for solution in solutions:
@@ -2021,6 +2021,12 @@ def _single_sparql(
             _local.single_stores = {}
             raise
     return {k: found} if found else {}
+
+
+def _triggered(check: _SparqlCheck, present: frozenset[str] | set[str]) -> bool:
+    """Whether a constraint can have a focus node among data using the ``present`` predicates (a check
+    without known triggers always runs)."""
+    return check.triggers is None or any(str(t) in present for t in check.triggers)
 
 
 def _type_predicates(types: _KnowledgeTypes) -> frozenset[str]:
