@@ -436,7 +436,9 @@ def _rows(store: ox.Store, name: str, substitutions: dict[str, list[object]]) ->
     out: dict[str, list[dict[str, str]]] = {}
     for key, rows in grouped.items():
         rows.sort(key=order)
-        out[key] = [{k: (v if v != "" else None) for k, v in zip(variables, r)} for r in rows]  # type: ignore[misc]
+        # most rows bind every variable: those become dicts without a per-value test
+        out[key] = [dict(zip(variables, r)) if "" not in r else {k: (v if v != "" else None) for k, v in zip(variables, r)}
+                    for r in rows]  # type: ignore[misc]
     return out
 
 
