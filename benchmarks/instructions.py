@@ -1,0 +1,93 @@
+"""Instructions per patient of the cohort path, counted by valgrind's callgrind (not timed).
+
+Wall-clock figures on this shared 2-core machine drift by a third from run to run, and in-process A/B
+timings of changes under ~0.5 ms per patient do not repeat. Callgrind counts the instructions executed,
+which repeat to within ~0.1 % for the same code and input, whatever else the machine is doing. This
+script measures one warm worker chunk (the code a ``--jobs N`` worker runs per chunk: validation,
+reasoning, selection, assembly) so that two versions of the code can be compared exactly:
+
+    python benchmarks/instructions.py                       # this checkout, chunk of 100 patients
+    python benchmarks/instructions.py --out figures/x.json  # also write the figures as JSON
+    PYTHONPATH=/path/to/other/checkout/src python benchmarks/instructions.py
+
+The run takes about two minutes (callgrind runs Python ~50x slower). Instruction counts are not time:
+they miss cache misses and waiting, so they decide between two versions of the code, while the
+throughput benchmark (``run.py``) gives the figures a user feels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def _child(seed: int, chunk: int) -> None:
+    """Inside callgrind: warm up, zero the counters, run one chunk, dump the counters."""
+    import gc
+
+    from myeloma_kg.batch import Item, process_chunk
+    from myeloma_kg.io import RawDocument
+    from myeloma_kg.synth import generate_records
+
+    documents = [r.document for r in generate_records(chunk + 20, seed, 0.0)]
+    items = [Item(i, RawDocument("synthetic", i + 1, data=d)) for i, d in enumerate(documents)]
+    process_chunk(items[:10])
+    process_chunk(items[10:20])
+    gc.freeze()  # as a cohort worker does once it is warm (batch._worker)
+    pid = str(os.getpid())
+    subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True)
+    process_chunk(items[20:20 + chunk])
+    subprocess.run(["callgrind_control", "--dump=measured", pid], check=True, capture_output=True)
+
+
+def measure(seed: int = 1, chunk: int = 100) -> dict[str, Any]:
+    """Run one chunk under callgrind and return the instructions it took.
+
+    :raises RuntimeError: when valgrind is missing or the measured dump is not found.
+    """
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise RuntimeError("valgrind (callgrind) is not installed: apt-get install valgrind")
+    python = os.path.realpath(sys.executable)  # not a shell shim: valgrind must trace the interpreter itself
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python, __file__,
+                        "--child", "--seed", str(seed), "--chunk", str(chunk)],
+                       check=True, capture_output=True)
+        for dump in sorted(Path(tmp).glob("callgrind.out*")):
+            text = dump.read_text(errors="replace")
+            if "measured" in text.split("\nevents:", 1)[0]:
+                match = re.search(r"^summary:\s*(\d+)", text, flags=re.MULTILINE)
+                if match:
+                    total = int(match.group(1))
+                    return {"chunk": chunk, "seed": seed, "instructions": total,
+                            "instructions_per_patient": round(total / chunk)}
+    raise RuntimeError("callgrind wrote no measured dump")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=1, help="synthetic cohort seed")
+    parser.add_argument("--chunk", type=int, default=100, help="patients in the measured chunk")
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.seed, args.chunk)
+        return
+    figures = measure(args.seed, args.chunk)
+    print(f"{figures['instructions_per_patient'] / 1e6:.2f} M instructions per patient "
+          f"(chunk of {figures['chunk']}, seed {figures['seed']})")
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
