@@ -41,7 +41,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
@@ -1947,12 +1947,8 @@ def _shared_sparql(
     except ValueError as exc:  # a term Oxigraph rejects
         raise _Unsupported("Oxigraph could not read the batch") from exc
     finally:
-        try:  # back to the knowledge base's types alone (no document shares a triple with them)
-            for quad in quads:
-                store.remove(quad)
-        except BaseException:
-            _drop_batch_store(types, store)
-            raise
+        # back to the knowledge base's types alone (no document shares a triple with them)
+        _remove_or_drop(store, quads, lambda: _drop_batch_store(types, store))
     return solutions_of
 
 
@@ -2014,13 +2010,20 @@ def _single_sparql(
     except ValueError as exc:  # a term Oxigraph rejects
         raise _Unsupported("Oxigraph could not read the document") from exc
     finally:
-        try:  # back to the knowledge base's types alone (the document shares no triple with them)
-            for quad in quads:
-                store.remove(quad)
-        except BaseException:
-            _local.single_stores = {}
-            raise
+        # back to the knowledge base's types alone (the document shares no triple with them)
+        _remove_or_drop(store, quads, lambda: setattr(_local, "single_stores", {}))
     return {k: found} if found else {}
+
+
+def _remove_or_drop(store: Any, quads: list[Any], drop: Callable[[], None]) -> None:
+    """Remove a run's quads from a kept validation store; if that fails, ``drop`` the store (it would
+    otherwise keep a document's triples for the next run) and re-raise."""
+    try:
+        for quad in quads:
+            store.remove(quad)
+    except BaseException:
+        drop()
+        raise
 
 
 def _triggered(check: _SparqlCheck, present: frozenset[str] | set[str]) -> bool:
