@@ -17,7 +17,8 @@ in OWL. The same query files run unchanged on any SPARQL 1.1 store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -30,7 +31,9 @@ from rdflib.namespace import OWL, RDF, RDFS
 
 from .cache import cached
 from .classify import Classifier
+from .concurrency import run_all
 from .errors import KnowledgeBaseError, UsageError
+from .footprint import ANY, Footprint, footprint
 from .kb import load_kb_graph, owl_rl_closure
 from .namespaces import MKG
 from .patient import ox_term as to_ox  # re-exported: rdflib term -> pyoxigraph term
@@ -93,6 +96,16 @@ class KnowledgeTemplate:
             cached_value = frozenset(str(u) for u in used | {RDF.type})
             object.__setattr__(self, "_classifying", cached_value)
         return cached_value
+
+    @property
+    def predicates(self) -> frozenset[str]:
+        """The predicates of the knowledge base's triples (asserted and closed)."""
+        found = self.__dict__.get("_predicates")
+        if found is None:
+            found = frozenset(line.split(b" ", 2)[1][1:-1].decode("utf-8")
+                              for line in self.ntriples.splitlines() if line and not line.startswith(b"#"))
+            object.__setattr__(self, "_predicates", found)
+        return found
 
     @property
     def classifier(self) -> Classifier:
@@ -185,6 +198,43 @@ CONSTRUCT { ?s ?p ?o } WHERE {
 """
 
 
+def query_footprints(queries: Sequence[QueryFile]) -> tuple[Footprint, ...]:
+    """The footprint (:mod:`myeloma_kg.footprint`) of each query, cached on disk by the queries' texts."""
+    texts = [q.text for q in queries]
+    digest = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:24]
+    return cached(f"footprints-{digest}", [], lambda: tuple(footprint(text) for text in texts))
+
+
+Wave = list[tuple[QueryFile, Footprint]]
+
+
+def schedule(queries: Sequence[QueryFile], footprints: Sequence[Footprint]) -> list[tuple[int, list[Wave]]]:
+    """The queries by stage, each stage in waves whose rules may run together and give what running them
+    one by one in file order gives.
+
+    A rule goes in a later wave than every earlier rule of its stage whose output it may read, and in no
+    earlier wave than an earlier rule that may read its own output (which must not see it).
+    """
+    stages: list[tuple[int, list[Wave]]] = []
+    placed: list[tuple[int, Footprint]] = []
+    for query, fp in zip(queries, footprints):
+        if not stages or stages[-1][0] != query.stage:
+            stages.append((query.stage, []))
+            placed = []
+        wave = 0
+        for earlier_wave, earlier in placed:
+            if earlier.feeds(fp):
+                wave = max(wave, earlier_wave + 1)
+            elif fp.feeds(earlier):
+                wave = max(wave, earlier_wave)
+        waves = stages[-1][1]
+        while len(waves) <= wave:
+            waves.append([])
+        waves[wave].append((query, fp))
+        placed.append((wave, fp))
+    return stages
+
+
 class Reasoner:
     """Derives the facts and situations of patients in a store that holds the knowledge base.
 
@@ -206,12 +256,16 @@ class Reasoner:
 
     def __init__(self, template: KnowledgeTemplate | None = None,
                  queries: Iterable[QueryFile] | None = None, store: Any | None = None,
-                 classifier: str = "compiled") -> None:
+                 classifier: str = "compiled", *, skip_unmatchable: bool = True, concurrent: bool = True) -> None:
         """:param store: a store that already holds the knowledge base and its closure, to reason in
             instead of a private in-memory one — any object with pyoxigraph's ``query``, ``extend``,
             ``remove`` and ``__contains__`` (for example :class:`myeloma_kg.remote.RemoteStore`).
         :param classifier: ``compiled`` (:class:`myeloma_kg.classify.Classifier`, the default) or
-            ``reasonable`` (the general OWL 2 RL reasoner; same classes, ~17 ms more per call)."""
+            ``reasonable`` (the general OWL 2 RL reasoner; same classes, ~17 ms more per call).
+        :param skip_unmatchable: in a private store, skip the rules whose mandatory patterns need a
+            predicate no triple has (see :meth:`derive`); the results are the same either way.
+        :param concurrent: run the rules of a wave (:func:`schedule`) on several threads for small
+            batches in the kept store (:mod:`myeloma_kg.concurrency`); the results are the same."""
         if classifier not in self.CLASSIFIERS:
             raise UsageError(f"unknown classifier {classifier!r}: choose one of {', '.join(self.CLASSIFIERS)}")
         self.template = template or knowledge_template()
@@ -222,6 +276,9 @@ class Reasoner:
         self._journal: list[ox.Quad] | None = None
         self._kept: ox.Store | None = None
         self._kept_batches = 0
+        self.skip_unmatchable = skip_unmatchable
+        self.concurrent = concurrent
+        self._stages: list[tuple[int, list[Wave]]] | None = None
 
     def new_store(self) -> ox.Store:
         """A fresh in-memory store loaded with the knowledge base and its closure."""
@@ -263,8 +320,8 @@ class Reasoner:
         patients = list(patients)
         if self._external is None and len(patients) >= self.FRESH_STORE_MIN:
             store = self.new_store()
-            self.add_patients(store, patients)
-            self.derive(store)
+            added = self.add_patients(store, patients)
+            self.derive(store, self.present_predicates(added))
             yield store
             return
         if self._external is not None:
@@ -276,24 +333,59 @@ class Reasoner:
             store = self._kept
         self._journal = []
         try:
-            self.add_patients(store, patients)
-            self.derive(store)
+            added = self.add_patients(store, patients)
+            self.derive(store, self.present_predicates(added) if self._external is None else None)
             yield store
         finally:
             for quad in self._journal:
                 store.remove(quad)
             self._journal = None
 
-    def derive(self, store: Any) -> None:
-        """Run every derivation stage and the OWL classification over all patients in ``store``."""
+    def present_predicates(self, patient_quads: Iterable[ox.Quad]) -> set[str] | None:
+        """The predicates of a private store holding the knowledge base and these patient quads (for
+        :meth:`derive`); None when rules are not to be skipped."""
+        if not self.skip_unmatchable:
+            return None
+        return set(self.template.predicates).union({q.predicate.value for q in patient_quads})
+
+    def stages(self) -> list[tuple[int, list[Wave]]]:
+        """The derivation queries by stage and wave (:func:`schedule`), computed once."""
+        if self._stages is None:
+            self._stages = schedule(self.queries, query_footprints(self.queries))
+        return self._stages
+
+    def derive(self, store: Any, present: set[str] | None = None) -> None:
+        """Run every derivation stage and the OWL classification over all patients in ``store``.
+
+        :param present: every predicate the store's triples use, when known (:meth:`present_predicates`):
+            a rule whose mandatory patterns need another one cannot produce anything and is skipped
+            (e.g. the laboratory rules for patients without laboratory values). Each rule that runs
+            adds what its template can write. None runs every rule.
+        """
+        known = set(present) if present is not None else None
         classified = False
-        for query in self.queries:
-            if query.stage > CLASSIFY_AFTER_STAGE and not classified:
+        for stage, waves in self.stages():
+            if stage > CLASSIFY_AFTER_STAGE and not classified:
                 self.classify(store)
                 classified = True
-            self.run_rule(store, query)
+            for wave in waves:
+                runnable = [(q, fp) for q, fp in wave if known is None or fp.can_match(known)]
+                self._run_wave(store, [q for q, _ in runnable])
+                for _, fp in runnable:
+                    if known is not None:
+                        known = None if ANY in fp.writes else known | fp.writes
         if not classified:
             self.classify(store)
+
+    def _run_wave(self, store: Any, queries: list[QueryFile]) -> None:
+        """Run rules that do not read each other's output: together on several threads in the kept store
+        (their triples are added afterwards, in rule order), else one by one."""
+        if not (self.concurrent and len(queries) > 1 and self._journal is not None and self._external is None):
+            for query in queries:
+                self.run_rule(store, query)
+            return
+        found = run_all([lambda query=query: self._construct(store, query) for query in queries])
+        self._add(store, [quad for quads in found for quad in quads])
 
     def run_rule(self, store: Any, query: QueryFile) -> None:
         """Add what one rule file derives: as a SPARQL update inside a private pyoxigraph store,
@@ -312,12 +404,17 @@ class Reasoner:
 
         :raises KnowledgeBaseError: when the query is not valid SPARQL.
         """
+        quads = self._construct(store, query)
+        self._add(store, quads)
+        return len(quads)
+
+    @staticmethod
+    def _construct(store: Any, query: QueryFile) -> list[ox.Quad]:
+        """The triples one CONSTRUCT query builds, as default-graph quads (nothing is added)."""
         try:
-            triples = list(store.query(query.text))
+            return [ox.Quad(t.subject, t.predicate, t.object) for t in store.query(query.text)]
         except SyntaxError as exc:
             raise KnowledgeBaseError(f"{query.path}: {exc}") from exc
-        self._add(store, [ox.Quad(t.subject, t.predicate, t.object) for t in triples])
-        return len(triples)
 
     def classify(self, store: Any) -> int:
         """Classify every patient in the store into the ontology's defined classes (OWL 2 RL).

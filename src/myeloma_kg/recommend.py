@@ -18,20 +18,25 @@ lowest applicable cap ("the lower strength wins and both reasons are returned", 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
 from .catalog import Catalog, default_catalog
+from .concurrency import run_all, submit
 from .errors import UsageError
 from .facts import DerivedFacts, read_facts
 from .namespaces import DRUG, PROFILE, local_id
 from .patient import PatientDocument, load_patient
 from .queries import IRI, api_query, with_values
 from .reason import Reasoner, default_reasoner
+
+if TYPE_CHECKING:
+    from .validate import ValidationReport
 
 STRENGTH_CODES = {4: "preferred", 3: "alternative", 2: "consider", 1: "not-preferred", 0: "excluded"}
 OFFERED_MIN_RANK = 1
@@ -216,20 +221,24 @@ class Engine:
         subs = {"profile": [IRI(profile_iri(profile))]}
         if keep_store:
             store = self.reasoner.new_store()
-            self.reasoner.add_patients(store, [d.quads for d in documents])
-            self.reasoner.derive(store)
+            added = self.reasoner.add_patients(store, [d.quads for d in documents])
+            self.reasoner.derive(store, self.reasoner.present_predicates(added))
             return self._results(store, documents, profile, subs), store
         with self.reasoner.batch([d.quads for d in documents]) as store:
             return self._results(store, documents, profile, subs), None
 
     def _results(self, store: ox.Store, documents: Sequence[PatientDocument], profile: str,
                  subs: dict[str, list[object]]) -> list[Recommendation]:
-        facts = read_facts(store, list(documents))
-        recs = _rows(store, "recommendations", subs)
-        constraints = _rows(store, "constraints", subs)
-        advice = _rows(store, "advice", subs)
-        assessments = _rows(store, "option-assessments", {})
-        refractory = _rows(store, "refractory-components", {})
+        reads: list[Callable[[], Any]] = [
+            partial(_rows, store, "constraints", subs), partial(_rows, store, "recommendations", subs),
+            partial(_rows, store, "advice", subs), partial(_rows, store, "option-assessments", {}),
+            partial(_rows, store, "refractory-components", {}), partial(read_facts, store, list(documents)),
+        ]
+        # A few patients (the interactive case): the read-only queries overlap on several threads. A cohort
+        # batch runs them one by one (its worker processes already keep every core busy).
+        small = len(documents) < self.reasoner.FRESH_STORE_MIN and isinstance(store, ox.Store)
+        constraints, recs, advice, assessments, refractory, facts = (
+            run_all(reads) if small else [read() for read in reads])
         advice_options = self.advice_options(store)
         return [
             self._assemble(doc, profile, facts[doc.id], recs.get(doc.iri, []), constraints.get(doc.iri, []),
@@ -484,6 +493,41 @@ def recommend(patient: Any, profile: str = "default", *, engine: Engine | None =
     doc = load_patient(patient)
     results, _ = (engine or default_engine()).run([doc], profile)
     return results[0]
+
+
+def recommend_validated(patient: Any, profile: str = "default", *,
+                        engine: Engine | None = None) -> tuple[ValidationReport, Recommendation | None]:
+    """Validate one patient and recommend for it: the report, and the recommendation when the document
+    conforms (None otherwise).
+
+    Validation runs on a helper thread while the engine reasons (:mod:`myeloma_kg.concurrency`), so the
+    pair costs little more than the longer of the two. The report decides: when the document does not
+    conform, whatever the engine made of it (even an error) is dropped.
+
+    >>> from myeloma_kg.validate import EXAMPLES_DIR
+    >>> report, rec = recommend_validated(EXAMPLES_DIR / "pt-017.yaml")
+    >>> report.conforms, rec is not None and rec.patient == report.patient
+    (True, True)
+    """
+    from .validate import validate
+
+    doc = load_patient(patient)
+    doc.quads  # noqa: B018 -- built here, not by both threads at once
+    pending = submit(validate, doc)
+    if pending is None:  # single-threaded: reason only about a conforming document
+        report = validate(doc)
+        return report, (engine or default_engine()).run([doc], profile)[0][0] if report.conforms else None
+    try:
+        rec: Recommendation | None = (engine or default_engine()).run([doc], profile)[0][0]
+        failure: Exception | None = None
+    except Exception as exc:  # noqa: BLE001 -- re-raised below unless the report rejects the document
+        rec, failure = None, exc
+    report = pending.result()
+    if not report.conforms:
+        return report, None
+    if failure is not None:
+        raise failure
+    return report, rec
 
 
 def recommend_patient(kb: object, patient: Any, profile: str = "default") -> Recommendation:

@@ -23,11 +23,28 @@ def _load_and_validate(path: str):
     doc = load_patient(path)
     report = validate(doc)
     if not report.conforms:
-        for v in report.violations:
-            click.echo(str(v), err=True)
-        click.echo(f"{doc.id}: invalid patient document ({len(report.violations)} error(s)); see above", err=True)
-        sys.exit(1)
+        _reject(doc.id, report)
     return doc, report
+
+
+def _recommend_validated(path: str, profile: str):
+    """Load one patient, validate it while the engine reasons, and return the recommendation; exit 1
+    with the report on stderr when the document is invalid (as :func:`_load_and_validate`)."""
+    from ..patient import load_patient
+    from ..recommend import recommend_validated
+
+    doc = load_patient(path)
+    report, rec = recommend_validated(doc, profile)
+    if rec is None:
+        _reject(doc.id, report)
+    return rec
+
+
+def _reject(patient_id: str, report) -> None:
+    for v in report.violations:
+        click.echo(str(v), err=True)
+    click.echo(f"{patient_id}: invalid patient document ({len(report.violations)} error(s)); see above", err=True)
+    sys.exit(1)
 
 
 def _is_single(patients: tuple[str, ...]) -> bool:
@@ -98,9 +115,12 @@ def _recommend_single(path: str, fmt: str, profile: str) -> None:
     from ..explain import render_text
     from ..recommend import default_engine
 
-    doc, _ = _load_and_validate(path)
-    results, store = default_engine().run([doc], profile, keep_store=(fmt == "ttl"))
-    rec = results[0]
+    if fmt == "ttl":
+        doc, _ = _load_and_validate(path)
+        results, store = default_engine().run([doc], profile, keep_store=True)
+        rec = results[0]
+    else:  # validation overlaps reasoning; an invalid document's recommendation is dropped
+        rec = _recommend_validated(path, profile)
     if fmt == "json":
         click.echo(json.dumps(rec.to_dict(), indent=2, ensure_ascii=False))
     elif fmt == "ttl":
