@@ -96,3 +96,5 @@ def test_an_external_store_runs_every_rule() -> None:
     reasoner = Reasoner()
     assert reasoner.present_predicates([]) is not None
     assert Reasoner(skip_unmatchable=False).present_predicates([]) is None
+    external = Reasoner(store=reasoner.new_store())  # may hold more than the knowledge base
+    assert external.present_predicates([]) is None

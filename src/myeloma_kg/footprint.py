@@ -13,7 +13,7 @@ compiled artefacts (:mod:`myeloma_kg.cache`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,8 @@ class Footprint:
     :param reads: every predicate any pattern mentions (:data:`ANY` for a variable predicate).
     :param read_classes: the classes of every ``rdf:type`` pattern (:data:`ANY` for a variable class).
     :param writes: the predicates of the CONSTRUCT template (:data:`ANY` for a variable predicate).
-    :param write_classes: the classes the template asserts; a class variable bound only by VALUES
-        gives those values, otherwise :data:`ANY`.
+    :param write_classes: the classes the template asserts; for a class variable, the IRIs its VALUES
+        tables and BINDs (an ``IF`` or ``COALESCE`` of IRIs) can give, or :data:`ANY`.
     """
 
     required: frozenset[str]
@@ -97,11 +97,6 @@ def footprint(text: str) -> Footprint:
             write_classes.update(_class_values(algebra, o))
     return Footprint(frozenset(_required(algebra)), frozenset(reads), frozenset(read_classes),
                      frozenset(writes), frozenset(write_classes))
-
-
-def footprints(texts: Iterable[tuple[str, str]]) -> dict[str, Footprint]:
-    """Footprints by name, for ``(name, query text)`` pairs."""
-    return {name: footprint(text) for name, text in texts}
 
 
 # ---------------------------------------------------------------- the algebra walk

@@ -334,19 +334,20 @@ class Reasoner:
         self._journal = []
         try:
             added = self.add_patients(store, patients)
-            self.derive(store, self.present_predicates(added) if self._external is None else None)
+            self.derive(store, self.present_predicates(added))
             yield store
         finally:
             for quad in self._journal:
                 store.remove(quad)
             self._journal = None
 
-    def present_predicates(self, patient_quads: Iterable[ox.Quad]) -> set[str] | None:
+    def present_predicates(self, patient_quads: Iterable[ox.Quad]) -> frozenset[str] | None:
         """The predicates of a private store holding the knowledge base and these patient quads (for
-        :meth:`derive`); None when rules are not to be skipped."""
-        if not self.skip_unmatchable:
+        :meth:`derive`); None when rules are not to be skipped, or the reasoner works in an external store
+        (which may hold more than the knowledge base)."""
+        if not self.skip_unmatchable or self._external is not None:
             return None
-        return set(self.template.predicates).union({q.predicate.value for q in patient_quads})
+        return self.template.predicates.union({q.predicate.value for q in patient_quads})
 
     def stages(self) -> list[tuple[int, list[Wave]]]:
         """The derivation queries by stage and wave (:func:`schedule`), computed once."""
@@ -354,7 +355,7 @@ class Reasoner:
             self._stages = schedule(self.queries, query_footprints(self.queries))
         return self._stages
 
-    def derive(self, store: Any, present: set[str] | None = None) -> None:
+    def derive(self, store: Any, present: frozenset[str] | None = None) -> None:
         """Run every derivation stage and the OWL classification over all patients in ``store``.
 
         :param present: every predicate the store's triples use, when known (:meth:`present_predicates`):
@@ -362,7 +363,7 @@ class Reasoner:
             (e.g. the laboratory rules for patients without laboratory values). Each rule that runs
             adds what its template can write. None runs every rule.
         """
-        known = set(present) if present is not None else None
+        known = present
         classified = False
         for stage, waves in self.stages():
             if stage > CLASSIFY_AFTER_STAGE and not classified:
@@ -371,9 +372,9 @@ class Reasoner:
             for wave in waves:
                 runnable = [(q, fp) for q, fp in wave if known is None or fp.can_match(known)]
                 self._run_wave(store, [q for q, _ in runnable])
-                for _, fp in runnable:
-                    if known is not None:
-                        known = None if ANY in fp.writes else known | fp.writes
+                if known is not None:
+                    written = frozenset().union(*(fp.writes for _, fp in runnable))
+                    known = None if ANY in written else known | written
         if not classified:
             self.classify(store)
 
