@@ -3,8 +3,8 @@
 Wall-clock figures on this shared 2-core machine drift by a third from run to run, and in-process A/B
 timings of changes under ~0.5 ms per patient do not repeat. Callgrind counts the instructions executed,
 which repeat to within ~0.1 % for the same code and input, whatever else the machine is doing. This
-script measures one warm worker chunk (the code a ``--jobs N`` worker runs per chunk: validation,
-reasoning, selection, assembly) so that two versions of the code can be compared exactly:
+script measures one warm worker chunk (``batch._worker``, the code a ``--jobs N`` worker runs per chunk:
+validation, reasoning, selection, assembly, JSON lines) so that two versions of the code can be compared exactly:
 
     python benchmarks/instructions.py                       # this checkout, chunk of 100 patients
     python benchmarks/instructions.py --out figures/x.json  # also write the figures as JSON
@@ -29,27 +29,26 @@ from pathlib import Path
 from typing import Any
 
 
-def _child(seed: int, chunk: int) -> None:
-    """Inside callgrind: warm up, zero the counters, run one chunk, dump the counters."""
-    import gc
-
-    from myeloma_kg.batch import Item, process_chunk
+def _child(seed: int, chunk: int, chunks: int) -> None:
+    """Inside callgrind: warm up, zero the counters, run the chunks, dump the counters."""
+    from myeloma_kg.batch import Item, _worker
     from myeloma_kg.io import RawDocument
     from myeloma_kg.synth import generate_records
 
-    documents = [r.document for r in generate_records(chunk + 20, seed, 0.0)]
+    documents = [r.document for r in generate_records(chunk * chunks + 20, seed, 0.0)]
     items = [Item(i, RawDocument("synthetic", i + 1, data=d)) for i, d in enumerate(documents)]
-    process_chunk(items[:10])
-    process_chunk(items[10:20])
-    gc.freeze()  # as a cohort worker does once it is warm (batch._worker)
+    # a cohort worker's own job (batch._worker: the chunk, its JSON lines, its garbage-collector policy)
+    _worker((items[:10], "default", True))
+    _worker((items[10:20], "default", True))
     pid = str(os.getpid())
     subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True)
-    process_chunk(items[20:20 + chunk])
+    for start in range(20, 20 + chunk * chunks, chunk):
+        _worker((items[start:start + chunk], "default", True))
     subprocess.run(["callgrind_control", "--dump=measured", pid], check=True, capture_output=True)
 
 
-def measure(seed: int = 1, chunk: int = 100) -> dict[str, Any]:
-    """Run one chunk under callgrind and return the instructions it took.
+def measure(seed: int = 1, chunk: int = 100, chunks: int = 1) -> dict[str, Any]:
+    """Run ``chunks`` chunks under callgrind and return the instructions they took.
 
     :raises RuntimeError: when valgrind is missing or the measured dump is not found.
     """
@@ -59,7 +58,7 @@ def measure(seed: int = 1, chunk: int = 100) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python, __file__,
-                        "--child", "--seed", str(seed), "--chunk", str(chunk)],
+                        "--child", "--seed", str(seed), "--chunk", str(chunk), "--chunks", str(chunks)],
                        check=True, capture_output=True)
         for dump in sorted(Path(tmp).glob("callgrind.out*")):
             text = dump.read_text(errors="replace")
@@ -67,8 +66,8 @@ def measure(seed: int = 1, chunk: int = 100) -> dict[str, Any]:
                 match = re.search(r"^summary:\s*(\d+)", text, flags=re.MULTILINE)
                 if match:
                     total = int(match.group(1))
-                    return {"chunk": chunk, "seed": seed, "instructions": total,
-                            "instructions_per_patient": round(total / chunk)}
+                    return {"chunk": chunk, "chunks": chunks, "seed": seed, "instructions": total,
+                            "instructions_per_patient": round(total / (chunk * chunks))}
     raise RuntimeError("callgrind wrote no measured dump")
 
 
@@ -76,15 +75,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1, help="synthetic cohort seed")
     parser.add_argument("--chunk", type=int, default=100, help="patients in the measured chunk")
+    parser.add_argument("--chunks", type=int, default=1,
+                        help="chunks measured one after the other (the garbage collector's cost varies by chunk)")
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.seed, args.chunk)
+        _child(args.seed, args.chunk, args.chunks)
         return
-    figures = measure(args.seed, args.chunk)
+    figures = measure(args.seed, args.chunk, args.chunks)
     print(f"{figures['instructions_per_patient'] / 1e6:.2f} M instructions per patient "
-          f"(chunk of {figures['chunk']}, seed {figures['seed']})")
+          f"({figures['chunks']} chunk(s) of {figures['chunk']}, seed {figures['seed']})")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 

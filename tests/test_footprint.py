@@ -57,6 +57,21 @@ def test_template_classes_from_values_and_binds() -> None:
     assert variable_predicate.writes == {ANY}
 
 
+def test_a_select_query_writes_nothing() -> None:
+    fp = footprint(P + "SELECT ?p WHERE { ?p :x ?y }")
+    assert fp.writes == fp.write_classes == frozenset() and _names(fp.reads) == {"x"}
+
+
+def test_a_variable_predicate_joined_with_values_reads_those_predicates() -> None:
+    joined = footprint(P + "SELECT * WHERE { ?p a :Patient . VALUES ?q { :a :b } ?p ?q ?v }")
+    assert _names(joined.reads) == {"a", "b"} | {RDF_TYPE.removeprefix(X)}
+    # the edges: a row leaving it unbound, the table in another group, no table at all
+    undef = footprint(P + "SELECT * WHERE { VALUES ?q { :a UNDEF } ?p ?q ?v }")
+    optional = footprint(P + "SELECT * WHERE { ?p :x ?y OPTIONAL { VALUES ?q { :a } } ?p ?q ?v }")
+    free = footprint(P + "SELECT * WHERE { ?p ?q ?v }")
+    assert ANY in undef.reads and ANY in optional.reads and ANY in free.reads
+
+
 def test_feeds_follows_predicates_and_classes() -> None:
     writer = footprint(P + "CONSTRUCT { ?p a :A ; :score ?s } WHERE { ?p :x ?s }")
     assert writer.feeds(footprint(P + "CONSTRUCT { ?p a :B } WHERE { ?p a :A }"))

@@ -27,7 +27,7 @@ def test_kept_store_returns_to_the_knowledge_base_after_each_batch() -> None:
     with reasoner.batch([doc.quads]) as store:
         during = len(store)
     kept = reasoner._kept
-    assert kept is not None and len(kept) == len(reasoner.new_store()) < during
+    assert kept is not None and len(kept) == len(reasoner.batch_store()) < during
     with reasoner.batch([doc.quads]):
         pass
     assert reasoner._kept is kept  # reused, not reloaded
@@ -39,8 +39,9 @@ RULE_CASES = Path(__file__).parent / "cases"
 
 
 def _reference_engine() -> Engine:
-    """Every rule, one by one, in file order: what the skipping and the waves must reproduce."""
-    return Engine(reasoner=Reasoner(skip_unmatchable=False, concurrent=False))
+    """Every rule, one by one, in file order, over the whole knowledge base: what the skipping, the waves and
+    the pruned batch stores must reproduce."""
+    return Engine(reasoner=Reasoner(skip_unmatchable=False, concurrent=False, prune_kb=False))
 
 
 def _case_patient(path: Path):
@@ -51,7 +52,7 @@ def _case_patient(path: Path):
     return PatientDocument.from_dict(yaml.safe_load(path.read_text(encoding="utf-8"))["patient"])
 
 
-def test_skipping_and_waves_give_the_reference_answers() -> None:
+def test_skipping_waves_and_pruned_stores_give_the_reference_answers() -> None:
     from myeloma_kg.patient import PatientDocument
     from myeloma_kg.synth import generate
 
@@ -65,6 +66,24 @@ def test_skipping_and_waves_give_the_reference_answers() -> None:
     for doc in vignettes:  # the private store of --format ttl
         expected = reference.run([doc])[0][0].to_dict()
         assert scheduled.run([doc], keep_store=True)[0][0].to_dict() == expected, doc.id
+    together = vignettes + synthetic  # one fresh (pruned) store, rules as SPARQL updates
+    for doc, rec in zip(together, scheduled.run(together)[0]):
+        assert rec.to_dict() == reference.run([doc])[0][0].to_dict(), doc.id
+
+
+def test_batch_stores_hold_the_knowledge_base_the_queries_read() -> None:
+    reasoner = Reasoner()
+    kept = reasoner.kb_predicates()
+    assert kept is not None
+    assert "http://www.w3.org/2000/01/rdf-schema#label" in kept  # situations.rq reads labels
+    assert "http://www.w3.org/2004/02/skos/core#definition" not in kept  # no query reads definitions
+    assert reasoner.template.classifying_predicates <= kept
+    assert len(reasoner.batch_store()) < len(reasoner.new_store())
+    assert Reasoner(prune_kb=False).kb_predicates() is None
+    from myeloma_kg.queries import QueryFile
+
+    everything = QueryFile(Path("everything.rq"), "SELECT * WHERE { ?s ?p ?o }", {})
+    assert Reasoner(readers=[everything]).kb_predicates() is None  # a variable predicate: the whole KB
 
 
 def _rules_run(reasoner: Reasoner, doc) -> list[str]:

@@ -83,14 +83,16 @@ def footprint(text: str) -> Footprint:
     algebra = prepareQuery(text).algebra
     reads: set[str] = set()
     read_classes: set[str] = set()
-    for s, p, o in _all_triples(algebra):
-        for predicate in _path_predicates(p):
+    for s, p, o, joined in _all_triples(algebra):
+        for predicate in joined.get(p) or _path_predicates(p):
             reads.add(predicate)
             if predicate == RDF_TYPE:
                 read_classes.add(_iri(o) or ANY)
     writes: set[str] = set()
     write_classes: set[str] = set()
-    for s, p, o in algebra.get("template") or ():
+    # CompValue.get() gives the key back for a missing key, so a SELECT query is told apart by its name
+    template = algebra["template"] if algebra.name == "ConstructQuery" else None
+    for s, p, o in template or ():
         predicate = _iri(p) or ANY
         writes.add(predicate)
         if predicate == RDF_TYPE:
@@ -140,23 +142,62 @@ def _children(node: Any) -> Iterator[Any]:
         yield from node
 
 
-def _all_triples(node: Any) -> Iterator[tuple[Any, Any, Any]]:
-    """Every triple pattern anywhere in the algebra (inside OPTIONAL, MINUS, EXISTS, sub-selects ...)."""
+def _all_triples(node: Any, joined: dict[Any, list[str]] | None = None) -> Iterator[tuple[Any, Any, Any, dict[Any, list[str]]]]:
+    """Every triple pattern anywhere in the algebra (inside OPTIONAL, MINUS, EXISTS, sub-selects ...), each
+    with the IRIs that VALUES tables joined with it give its variables (:func:`_joined_values`)."""
     from rdflib.plugins.sparql.parserutils import CompValue
 
     if isinstance(node, CompValue):
         if node.name == "BGP":
-            yield from node.triples
+            for s, p, o in node.triples:
+                yield s, p, o, joined or {}
             return
         if node.name == "TriplesBlock":  # a pattern rdflib left untranslated (e.g. inside EXISTS)
             for block in node.triples:
-                yield from (tuple(block[i: i + 3]) for i in range(0, len(block) - 2, 3))
+                yield from ((*block[i: i + 3], {}) for i in range(0, len(block) - 2, 3))
             return
         if node.name == "ConstructQuery":  # the template is written, not read
             yield from _all_triples(node.get("p"))
             return
+        if node.name == "Join":
+            leaves = list(_join_leaves(node))
+            values = _joined_values(leaves)
+            for leaf in leaves:
+                yield from _all_triples(leaf, values)
+            return
     for child in _children(node):
         yield from _all_triples(child)
+
+
+def _join_leaves(node: Any) -> Iterator[Any]:
+    """The operands of a chain of joins."""
+    from rdflib.plugins.sparql.parserutils import CompValue
+
+    if isinstance(node, CompValue) and node.name == "Join":
+        yield from _join_leaves(node.p1)
+        yield from _join_leaves(node.p2)
+    else:
+        yield node
+
+
+def _joined_values(leaves: list[Any]) -> dict[Any, list[str]]:
+    """The variables that a VALUES table among joined operands binds to an IRI in every row, with those IRIs.
+
+    A basic graph pattern joined with such a table only has solutions where the variable is one of them, so
+    a variable predicate there reads those predicates alone (``VALUES ?property { ... } ?s ?property ?o``).
+    """
+    from rdflib.plugins.sparql.parserutils import CompValue
+
+    found: dict[Any, list[str]] = {}
+    for leaf in leaves:
+        table = leaf.get("p") if isinstance(leaf, CompValue) and leaf.name == "ToMultiSet" else leaf
+        if not (isinstance(table, CompValue) and table.name == "values") or not table.res:
+            continue
+        for var in set().union(*table.res):
+            iris = [_iri(row.get(var)) for row in table.res]
+            if all(iris):
+                found[var] = sorted(set(iris))  # type: ignore[arg-type]
+    return found
 
 
 def _required(node: Any) -> set[str]:

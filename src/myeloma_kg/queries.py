@@ -142,6 +142,19 @@ def api_query(name: str) -> QueryFile:
     return load_query(path)
 
 
+#: The API queries that read the reasoner's batch stores (``Reasoner.batch``: :meth:`myeloma_kg.recommend.Engine.run`
+#: and :func:`myeloma_kg.facts.read_facts`). Those stores hold only the knowledge-base triples that these and
+#: the derivation rules can read; ``patient-graph`` and the explanation queries run on ``keep_store`` stores,
+#: which hold the whole knowledge base.
+BATCH_READERS = ("recommendations", "constraints", "advice", "advice-options", "option-assessments",
+                 "refractory-components", "situations", "patient-facts")
+
+
+def batch_readers() -> tuple[QueryFile, ...]:
+    """The query files of :data:`BATCH_READERS`."""
+    return tuple(api_query(name) for name in BATCH_READERS)
+
+
 _IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 
