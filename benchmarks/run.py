@@ -278,7 +278,7 @@ def stage_baseline(p: dict[str, Any]) -> dict[str, Any]:
 
 def stage_warm(p: dict[str, Any]) -> dict[str, Any]:
     """One patient at a time, engine warm: PatientDocument + recommend_validated (validation on a helper
-    thread while the engine reasons) + to_dict + JSON. A second pass over the same patients times
+    thread while the engine reasons) + the JSON text the CLI prints (Recommendation.to_json). A second pass over the same patients times
     validate and Engine.run one after the other, for the breakdown."""
     from myeloma_kg.concurrency import thread_count
     from myeloma_kg.patient import PatientDocument
@@ -293,7 +293,7 @@ def stage_warm(p: dict[str, Any]) -> dict[str, Any]:
     for i, data in enumerate(docs):
         t0 = time.perf_counter()
         report, rec = recommend_validated(PatientDocument.from_dict(data), engine=engine)
-        text = json.dumps(rec.to_dict(), ensure_ascii=False) if rec is not None else ""
+        text = rec.to_json() if rec is not None else ""  # the text `myeloma-kg recommend` prints
         t1 = time.perf_counter()
         assert report.conforms and text
         if i >= p["warmup"]:
@@ -305,7 +305,7 @@ def stage_warm(p: dict[str, Any]) -> dict[str, Any]:
         report = validate(doc)
         t1 = time.perf_counter()
         rec = engine.run([doc])[0][0]
-        text = json.dumps(rec.to_dict(), ensure_ascii=False)
+        text = rec.to_json()
         t2 = time.perf_counter()
         assert report.conforms and text
         if i >= p["warmup"]:

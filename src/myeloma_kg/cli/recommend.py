@@ -122,7 +122,7 @@ def _recommend_single(path: str, fmt: str, profile: str) -> None:
     else:  # validation overlaps reasoning; an invalid document's recommendation is dropped
         rec = _recommend_validated(path, profile)
     if fmt == "json":
-        click.echo(json.dumps(rec.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(rec.to_json())
     elif fmt == "ttl":
         from rdflib import Graph
 
