@@ -306,6 +306,7 @@ class Reasoner:
         self.prune_kb = prune_kb
         self._stages: list[tuple[int, list[Wave]]] | None = None
         self._kb_predicates: frozenset[str] | None = None
+        self._all_footprints: tuple[Footprint, ...] | None = None
 
     def new_store(self) -> ox.Store:
         """A fresh in-memory store loaded with the knowledge base and its closure."""
@@ -327,10 +328,16 @@ class Reasoner:
             return None
         if self._kb_predicates is None:
             reads = set(self.template.classifying_predicates)
-            for fp in query_footprints(self.queries + self.readers):
+            for fp in self._footprints():
                 reads |= fp.reads
-            self._kb_predicates = frozenset() if ANY in reads else frozenset(reads)
+            self._kb_predicates = frozenset() if ANY in reads else frozenset(reads)  # empty: the whole KB
         return self._kb_predicates or None
+
+    def _footprints(self) -> tuple[Footprint, ...]:
+        """The footprints of the derivation queries, then of the readers: one analysis, cached on disk."""
+        if self._all_footprints is None:
+            self._all_footprints = query_footprints(self.queries + self.readers)
+        return self._all_footprints
 
     def batch_store(self) -> ox.Store:
         """A fresh in-memory store with the knowledge-base triples the batch's queries read
@@ -408,7 +415,7 @@ class Reasoner:
     def stages(self) -> list[tuple[int, list[Wave]]]:
         """The derivation queries by stage and wave (:func:`schedule`), computed once."""
         if self._stages is None:
-            self._stages = schedule(self.queries, query_footprints(self.queries))
+            self._stages = schedule(self.queries, self._footprints()[: len(self.queries)])
         return self._stages
 
     def derive(self, store: Any, present: frozenset[str] | None = None) -> None:
