@@ -287,7 +287,7 @@ def patient_graph_triples(doc: Any, engine: Any | None = None, profile: str = "d
 
     engine = engine or default_engine()
     results, store = engine.run([doc], profile, keep_store=True)
-    triples = list(store.query(api_query("patient-graph").text))
+    triples = list(store.query(api_query("patient-graph").executable))
     return triples + recommendation_triples(results[0], doc.iri)
 
 

@@ -66,14 +66,14 @@ def read_facts(store: ox.Store, documents: list[PatientDocument]) -> dict[str, D
     by_iri = {doc.iri: doc.id for doc in documents}
     situations: dict[str, set[str]] = defaultdict(set)
     labels: dict[str, dict[str, str]] = defaultdict(dict)
-    for row in store.query(api_query("situations").text):
+    for row in store.query(api_query("situations").executable):
         iri = row["patient"].value
         code = row["code"].value
         situations[iri].add(code)
         if row["label"] is not None:
             labels[iri][code] = row["label"].value
     values: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for row in store.query(api_query("patient-facts").text):
+    for row in store.query(api_query("patient-facts").executable):
         term = row["value"]
         value: Any = term.value
         if isinstance(term, ox.NamedNode):

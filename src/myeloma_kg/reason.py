@@ -476,7 +476,7 @@ class Reasoner:
     def _construct(store: Any, query: QueryFile) -> list[ox.Quad]:
         """The triples one CONSTRUCT query builds, as default-graph quads (nothing is added)."""
         try:
-            return [ox.Quad(t.subject, t.predicate, t.object) for t in store.query(query.text)]
+            return [ox.Quad(t.subject, t.predicate, t.object) for t in store.query(query.executable)]
         except SyntaxError as exc:
             raise KnowledgeBaseError(f"{query.path}: {exc}") from exc
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -212,7 +212,7 @@ class Engine:
         knowledge base only, so read once per engine)."""
         if self._advice_options is None:
             found: dict[str, list[str]] = defaultdict(list)
-            for solution in store.query(api_query("advice-options").text):
+            for solution in store.query(api_query("advice-options").executable):
                 advice, option = solution["advice"], solution["option"]
                 options = found[advice.value]
                 if option is not None:
@@ -438,10 +438,15 @@ class Engine:
         return out
 
 
+@cache
+def _bound_query(name: str, bindings: tuple[tuple[str, tuple[object, ...]], ...]) -> str:
+    """An API query's executable text with these VALUES bindings (built once per query and bindings)."""
+    return with_values(api_query(name).executable, {k: list(v) for k, v in bindings})
+
+
 def _rows(store: ox.Store, name: str, substitutions: dict[str, list[object]]) -> dict[str, list[dict[str, str]]]:
     """Run an API query and group its rows by patient IRI (values as plain strings, None when unbound)."""
-    query = api_query(name)
-    result = store.query(with_values(query.text, substitutions))
+    result = store.query(_bound_query(name, tuple((k, tuple(v)) for k, v in substitutions.items())))
     variables = [v.value for v in result.variables]
     patient = variables.index("patient")
     # Stores return rows in different orders; sorting (by the values in variable-name order, unbound

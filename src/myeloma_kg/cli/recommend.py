@@ -133,7 +133,7 @@ def _recommend_single(path: str, fmt: str, profile: str) -> None:
         graph = Graph()
         for prefix, ns in PREFIXES.items():
             graph.bind(prefix, ns)
-        for t in store.query(api_query("patient-graph").text):
+        for t in store.query(api_query("patient-graph").executable):
             graph.add((to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object)))
         click.echo(graph.serialize(format="turtle"))
     else:
