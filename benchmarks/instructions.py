@@ -8,6 +8,7 @@ validation, reasoning, selection, assembly, JSON lines) so that two versions of 
 
     python benchmarks/instructions.py                       # this checkout, chunk of 100 patients
     python benchmarks/instructions.py --out figures/x.json  # also write the figures as JSON
+    python benchmarks/instructions.py --single --chunk 40    # the warm single-patient engine, one thread
     PYTHONPATH=/path/to/other/checkout/src python benchmarks/instructions.py
 
 The run takes about two minutes (callgrind runs Python ~50x slower). Instruction counts are not time:
@@ -47,7 +48,27 @@ def _child(seed: int, chunk: int, chunks: int) -> None:
     subprocess.run(["callgrind_control", "--dump=measured", pid], check=True, capture_output=True)
 
 
-def measure(seed: int = 1, chunk: int = 100, chunks: int = 1) -> dict[str, Any]:
+def _child_single(seed: int, patients: int) -> None:
+    """Inside callgrind: the warm single-patient engine path (``Engine.run`` on one document, then the JSON
+    text the CLI prints), on one thread, one patient after the other. Validation is left out: it runs on
+    its own thread in ``recommend_validated`` and has its own figures."""
+    os.environ["MYELOMA_KG_THREADS"] = "1"  # instructions of the work itself, not of handing it between threads
+    from myeloma_kg.patient import PatientDocument
+    from myeloma_kg.recommend import default_engine
+    from myeloma_kg.synth import generate_records
+
+    documents = [r.document for r in generate_records(patients + 45, seed, 0.0)]
+    engine = default_engine()
+    for data in documents[:45]:  # warm: caches filled, the kept store renewed once
+        engine.run([PatientDocument.from_dict(data)])[0][0].to_json()
+    pid = str(os.getpid())
+    subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True)
+    for data in documents[45:]:
+        engine.run([PatientDocument.from_dict(data)])[0][0].to_json()
+    subprocess.run(["callgrind_control", "--dump=measured", pid], check=True, capture_output=True)
+
+
+def measure(seed: int = 1, chunk: int = 100, chunks: int = 1, single: bool = False) -> dict[str, Any]:
     """Run ``chunks`` chunks under callgrind and return the instructions they took.
 
     :raises RuntimeError: when valgrind is missing or the measured dump is not found.
@@ -58,7 +79,8 @@ def measure(seed: int = 1, chunk: int = 100, chunks: int = 1) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python, __file__,
-                        "--child", "--seed", str(seed), "--chunk", str(chunk), "--chunks", str(chunks)],
+                        "--child", "--seed", str(seed), "--chunk", str(chunk), "--chunks", str(chunks)]
+                       + (["--single"] if single else []),
                        check=True, capture_output=True)
         for dump in sorted(Path(tmp).glob("callgrind.out*")):
             text = dump.read_text(errors="replace")
@@ -66,7 +88,8 @@ def measure(seed: int = 1, chunk: int = 100, chunks: int = 1) -> dict[str, Any]:
                 match = re.search(r"^summary:\s*(\d+)", text, flags=re.MULTILINE)
                 if match:
                     total = int(match.group(1))
-                    return {"chunk": chunk, "chunks": chunks, "seed": seed, "instructions": total,
+                    return {"path": "single" if single else "cohort", "chunk": chunk, "chunks": chunks,
+                            "seed": seed, "instructions": total,
                             "instructions_per_patient": round(total / (chunk * chunks))}
     raise RuntimeError("callgrind wrote no measured dump")
 
@@ -77,15 +100,21 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=100, help="patients in the measured chunk")
     parser.add_argument("--chunks", type=int, default=1,
                         help="chunks measured one after the other (the garbage collector's cost varies by chunk)")
+    parser.add_argument("--single", action="store_true",
+                        help="measure the warm single-patient engine path instead (--chunk patients, one thread)")
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.seed, args.chunk, args.chunks)
+        if args.single:
+            _child_single(args.seed, args.chunk * args.chunks)
+        else:
+            _child(args.seed, args.chunk, args.chunks)
         return
-    figures = measure(args.seed, args.chunk, args.chunks)
-    print(f"{figures['instructions_per_patient'] / 1e6:.2f} M instructions per patient "
-          f"({figures['chunks']} chunk(s) of {figures['chunk']}, seed {figures['seed']})")
+    figures = measure(args.seed, args.chunk, args.chunks, args.single)
+    what = (f"{figures['chunk'] * figures['chunks']} single patients" if args.single
+            else f"{figures['chunks']} chunk(s) of {figures['chunk']}")
+    print(f"{figures['instructions_per_patient'] / 1e6:.2f} M instructions per patient ({what}, seed {figures['seed']})")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
