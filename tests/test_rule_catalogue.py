@@ -60,3 +60,23 @@ def test_every_rule_file_runs_as_a_sparql_update() -> None:
         assert insert is not None, f"{query.path.name}: not a plain CONSTRUCT {{ }} WHERE {{ }} query"
         assert "INSERT {" in insert and "CONSTRUCT" not in insert.split("INSERT {")[0].upper().replace("PREFIX", "")
     assert construct_as_insert('CONSTRUCT { ?s <urn:p> "}" } WHERE { ?s ?p ?o }') is None
+
+
+def test_the_stores_run_every_query_file_without_its_comments_and_nothing_else() -> None:
+    """QueryFile.executable drops whole-line comments only: the same SPARQL algebra as the file itself."""
+    import re
+
+    from rdflib.plugins.sparql import prepareQuery
+
+    from myeloma_kg.queries import BATCH_READERS, api_query, derivation_queries, without_comments
+
+    def algebra(text: str) -> str:  # the template's blank nodes get fresh ids at every parse
+        return re.sub(r"BNode\('[^']*'\)", "BNode()", str(prepareQuery(text).algebra))
+
+    for query in [*derivation_queries(), *(api_query(name) for name in BATCH_READERS)]:
+        assert "\n#" not in "\n" + query.executable.replace(" ", "")
+        assert algebra(query.executable) == algebra(query.text), query.path.name
+    kept = 'SELECT ?x WHERE { ?x <urn:p> """a\n# not a comment""" }'
+    assert without_comments(kept) == kept
+    assert without_comments("# c\nSELECT * WHERE { ?x a <urn:a#b> } # trailing") == \
+        "SELECT * WHERE { ?x a <urn:a#b> } # trailing"

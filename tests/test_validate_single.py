@@ -181,3 +181,21 @@ def test_documents_from_yaml_cases() -> None:
         except DataError:
             continue
         _assert_single_is_reference(lambda data=data: PatientDocument.from_dict(copy.deepcopy(data)), str(path))
+
+
+def test_the_pyrudof_session_is_renewed_by_documents_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session serves _SESSION_RENEWAL documents, counted one by one: a batch call counts all its documents,
+    so single documents and cohort chunks renew after as many documents."""
+    monkeypatch.setattr(validation, "_SESSION_RENEWAL", 10)
+    monkeypatch.setattr(validation._local, "rudof", {}, raising=False)
+    plan = validation._rudof_plan()
+    types = validation._start(None, None).types
+    first = validation._rudof_session(plan, types)  # built for its first document
+    for _ in range(9):  # documents 2-10
+        assert validation._rudof_session(plan, types) is first
+    second = validation._rudof_session(plan, types)  # the 11th document: a new session
+    assert second is not first
+    assert validation._rudof_session(plan, types, 9) is second  # a batch of 9: 10 documents in all
+    assert validation._rudof_session(plan, types, 1) is not second
+    third = validation._rudof_session(plan, types, 50)  # a chunk larger than the limit counts whole
+    assert validation._rudof_session(plan, types, 1) is not third

@@ -976,12 +976,13 @@ def _rudof_session(plan: _RudofPlan, types: _KnowledgeTypes, documents: int = 1)
     session = sessions.get(key)
     if session is not None:
         session.uses += documents
-        if session.uses > _SESSION_RENEWAL:  # staging and rolling back leaves memory behind: start afresh
+        if session.uses > _SESSION_RENEWAL:  # see _SESSION_RENEWAL: start afresh
             session = None
     if session is None:
         if len(sessions) > 4:
             sessions.clear()
         session = sessions[key] = _RudofSession(plan, types if plan.core_needs_kb else None)
+        session.uses = documents
     return session
 
 
