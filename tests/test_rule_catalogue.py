@@ -68,7 +68,12 @@ def test_the_stores_run_every_query_file_without_its_comments_and_nothing_else()
 
     from rdflib.plugins.sparql import prepareQuery
 
-    from myeloma_kg.queries import BATCH_READERS, api_query, derivation_queries, without_comments
+    from myeloma_kg.queries import (
+        BATCH_READERS,
+        api_query,
+        derivation_queries,
+        without_comments,
+    )
 
     def algebra(text: str) -> str:  # the template's blank nodes get fresh ids at every parse
         return re.sub(r"BNode\('[^']*'\)", "BNode()", str(prepareQuery(text).algebra))
