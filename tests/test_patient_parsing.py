@@ -122,3 +122,34 @@ def test_fast_parser_agrees_with_rdflib_on_odd_documents(document: Any) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         if isinstance(document, dict):
             _compare(document, monkeypatch)
+
+
+def test_the_fast_parser_reads_no_property_scoped_context() -> None:
+    """Scoped contexts cost pyoxigraph a copy of the active context at every value of their term: their
+    codes are spelled out as IRIs before parsing, and the context pyoxigraph reads has none left."""
+    keys = patient_module._context_keys()
+    assert keys.scoped, "the patient context's scoped contexts can be spelled out"
+    assert not [k for k, d in keys.parse_context.items() if isinstance(d, dict) and "@context" in d]
+    assert set(keys.scoped) == {k for k, d in patient_module.patient_context().items()
+                                if isinstance(d, dict) and "@context" in d}
+
+
+_LINE = {"number": 1, "regimen": "VRd", "start": "2024-01-01"}
+
+
+@pytest.mark.parametrize(("codes", "expected"), [
+    ({"frailty": "fit"}, "fast"),  # a term of the key's scoped context
+    ({"frailty": "Patient"}, "fast"),  # a term of the outer context: its IRI, not the scoped vocabulary's
+    ({"frailty": "CR"}, "fast"),  # a term of another key's scoped context: this key's vocabulary
+    ({"cytogenetics": {"findings": ["t(11;14)", "del(17p)", "gain(1q)", "hyperdiploid"]}}, "fast"),
+    ({"lines": [{**_LINE, "bestResponse": "CR", "drugs": ["lenalidomide", "fit", "VGPR"]}]}, "fast"),
+    # nested scopes: the drug of an entry of drugs expands under both scoped contexts
+    ({"lines": [{**_LINE, "drugs": [{"drug": "daratumumab", "start": "2024-01-01"}, {"drug": "CR"}]}]}, "fast"),
+    ({"lines": [{**_LINE, "drugs": [{"drug": "daratumumab", "doseMg": 16}]}]}, "rdflib"),  # not a term: drug vocabulary
+    ({"lines": [{**_LINE, "drugs": [{"drug": "id"}]}]}, "rdflib"),  # a keyword alias
+    ({"lines": [{**_LINE, "stoppedForToxicity": ["bortezomib"], "refractoryTo": ["Patient", "x"]}]}, "fast"),
+])
+def test_codes_under_scoped_contexts_expand_as_rdflib_expands_them(codes: dict[str, Any], expected: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    data = {"id": "p", "assessmentDate": "2026-01-01", "lines": [], **codes}
+    assert _compare(data, monkeypatch) == expected

@@ -286,32 +286,117 @@ class _ContextKeys:
     coerced: frozenset[str]  # keys whose values the context coerces (dates, codes)
     codes: frozenset[str]  # keys whose strings are codes or ids expanded against a vocabulary
     terms: frozenset[str]  # every term the context (or a scoped context) defines
+    outer: frozenset[str]  # the terms of the context itself
+    vocab_codes: frozenset[str]  # keys whose strings expand against the vocabulary (``"@type": "@vocab"``)
+    scoped: dict[str, dict[str, Any]]  # key -> its property-scoped context (empty: none is spelled out)
+    parse_context: dict[str, Any]  # the context pyoxigraph reads (without the scoped contexts in ``scoped``)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """How codes expand in a region of a document under property-scoped contexts (outermost first)."""
+
+    iris: dict[str, str | None]  # term -> absolute IRI (None: a keyword alias or an IRI left unresolved)
+    vocab: str | None
+    redefined: frozenset[str]  # the terms the region's scoped contexts define
+
+
+def _absolute(iri: Any, context: dict[str, Any]) -> str | None:
+    """A term definition's IRI made absolute with the context's prefixes (None when it is not an IRI)."""
+    if isinstance(iri, dict):
+        iri = iri.get("@id")
+    if not isinstance(iri, str) or iri.startswith("@") or ":" not in iri:
+        return None
+    prefix, suffix = iri.split(":", 1)
+    if suffix.startswith("//") or prefix not in context:
+        return iri
+    base = context[prefix]
+    return base + suffix if isinstance(base, str) and re.fullmatch(r"[a-z][a-z0-9+.-]*:\S*[/#]", base) else None
+
+
+def _compilable(definition: Any) -> bool:
+    """Whether a term's property-scoped context can be spelled out before parsing: the term's strings
+    expand against the vocabulary, and its context only sets an absolute ``@vocab`` and code terms."""
+    if not isinstance(definition, dict) or definition.get("@type") != "@vocab":
+        return False
+    scoped = definition.get("@context")
+    if not isinstance(scoped, dict):
+        return False
+    for name, value in scoped.items():
+        if name == "@vocab":
+            if not (isinstance(value, str) and re.fullmatch(r"[a-z][a-z0-9+.-]*://\S*[/#]", value)):
+                return False
+        elif name.startswith("@") or not (isinstance(value, str) or (isinstance(value, dict) and set(value) == {"@id"})):
+            return False
+    return True
 
 
 @cache
 def _context_keys() -> _ContextKeys:
     context = patient_context()
-    coerced, codes, terms = set(), set(), set(context)
+    coerced, codes, vocab_codes, terms = set(), set(), set(), set(context)
     for key, definition in context.items():
         if isinstance(definition, dict) and "@type" in definition:
             coerced.add(key)
             if definition["@type"] in ("@id", "@vocab"):
                 codes.add(key)
+            if definition["@type"] == "@vocab":
+                vocab_codes.add(key)
             terms.update(definition.get("@context", {}))
-    return _ContextKeys(frozenset(coerced), frozenset(codes), frozenset(terms))
+    with_scope = {k: d for k, d in context.items() if isinstance(d, dict) and "@context" in d}
+    # pyoxigraph processes a property-scoped context at every value of its term (a copy of the whole
+    # active context each time: about half of a document's parse). Their codes are spelled out as
+    # absolute IRIs instead (_spell_code), which the context without them reads the same way.
+    scoped = {k: d["@context"] for k, d in with_scope.items()} if all(map(_compilable, with_scope.values())) else {}
+    parse_context = {k: ({n: v for n, v in d.items() if n != "@context"} if k in scoped else d) for k, d in context.items()}
+    outer = frozenset(k for k in context if not k.startswith("@"))
+    return _ContextKeys(frozenset(coerced), frozenset(codes), frozenset(terms), outer, frozenset(vocab_codes),
+                        scoped, parse_context)
+
+
+@cache
+def _scope(region: tuple[str, ...]) -> _Scope:
+    """The codes of a region nested under the property-scoped contexts of ``region``'s keys."""
+    context = patient_context()
+    active: dict[str, Any] = dict(context)
+    redefined: set[str] = set()
+    for key in region:
+        scoped = _context_keys().scoped[key]
+        active.update(scoped)
+        redefined.update(n for n in scoped if not n.startswith("@"))
+    iris = {name: _absolute(value, active) for name, value in active.items() if not name.startswith("@")}
+    vocab = active.get("@vocab")
+    return _Scope(iris, vocab if isinstance(vocab, str) else None, frozenset(redefined))
+
+
+def _spell_code(value: str, region: tuple[str, ...]) -> str:
+    """A code under property-scoped contexts as the absolute IRI JSON-LD expands it to (a term of the
+    active context, else the active vocabulary plus the code)."""
+    scope = _scope(region)
+    if value in scope.iris:
+        iri = scope.iris[value]
+        if iri is None:
+            raise _NotForOxigraph(value)
+        return iri
+    if scope.vocab is None or not _PLAIN_NAME.fullmatch(value):
+        raise _NotForOxigraph(value)
+    return scope.vocab + value
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]*")
 
 
-def _spell_numbers(value: Any, key: str, keys: _ContextKeys) -> Any:
-    """Spell JSON numbers as rdflib's JSON-LD parser does (``70.7``, not the canonical ``7.07E1``).
+def _spell_numbers(value: Any, key: str, keys: _ContextKeys, region: tuple[str, ...] = ()) -> Any:
+    """Spell JSON numbers as rdflib's JSON-LD parser does (``70.7``, not the canonical ``7.07E1``), and
+    codes under property-scoped contexts as the absolute IRIs they expand to.
 
     Documents are converted by pyoxigraph's JSON-LD parser (about five times faster than rdflib's). The
     two agree on documents as people write them, except on the lexical form of decimals, which this makes
     explicit. Anything where they could part ways raises :class:`_NotForOxigraph` and is left to rdflib:
     keys or codes that are not plain names (pyoxigraph resolves some against the working directory), ids
     and types inside the document, and non-string values where the context expects a date or a code.
+    ``region`` names the keys with a scoped context ``value`` is nested under (see :attr:`_ContextKeys.scoped`):
+    there, keys must be terms of the context that no scoped context redefines.
     """
     if isinstance(value, dict):
         out = {}
@@ -320,17 +405,20 @@ def _spell_numbers(value: Any, key: str, keys: _ContextKeys) -> Any:
                 out[k] = v  # a node label given by _label_nodes
                 continue
             if not isinstance(k, str) or k in ("id", "type") or k.startswith("@") or (
-                    k not in keys.terms and not _PLAIN_NAME.fullmatch(k)):
+                    k not in keys.terms and not _PLAIN_NAME.fullmatch(k)) or (
+                    region and (k not in keys.outer or k in _scope(region).redefined)):
                 raise _NotForOxigraph(k)
-            out[k] = _spell_numbers(v, k, keys)
+            out[k] = _spell_numbers(v, k, keys, region + (k,) if k in keys.scoped else region)
         return out
     if isinstance(value, list):
-        return [_spell_numbers(v, key, keys) for v in value]
+        return [_spell_numbers(v, key, keys, region) for v in value]
     if value is None:
         return value
     if isinstance(value, str):
         if key in keys.codes and value not in keys.terms and not _PLAIN_NAME.fullmatch(value):
             raise _NotForOxigraph(key)
+        if region and key in keys.vocab_codes:
+            return _spell_code(value, region)
         return value
     if key in keys.coerced:
         raise _NotForOxigraph(key)
@@ -352,12 +440,16 @@ def _spelled_for_oxigraph(doc: dict[str, Any]) -> dict[str, Any] | None:
         keys = _context_keys()
         spelled = {}
         for k, v in doc.items():
-            if k in ("@context", "id", "type"):
+            if k == "@context":
+                if v is not patient_context() and v != patient_context():
+                    return None
+                spelled[k] = keys.parse_context
+            elif k in ("id", "type"):
                 spelled[k] = v
             elif k.startswith("@") or (k not in keys.terms and not _PLAIN_NAME.fullmatch(k)):
                 return None
             else:
-                spelled[k] = _spell_numbers(v, k, keys)
+                spelled[k] = _spell_numbers(v, k, keys, (k,) if k in keys.scoped else ())
         return spelled
     except _NotForOxigraph:
         return None
@@ -387,7 +479,7 @@ def _parse_many_with_oxigraph(spelled: list[dict[str, Any]], labels: int) -> lis
     labels are shared by the named graphs of one document (not by separate documents), and only the
     ``labels`` ones :func:`_label_nodes` made, unique to their document, may appear."""
     try:
-        text = json.dumps({"@context": patient_context(),
+        text = json.dumps({"@context": _context_keys().parse_context,
                            "@graph": [{"@id": f"{_DOC_GRAPH}{k}", "@graph": doc} for k, doc in enumerate(spelled)]},
                           allow_nan=False)
     except ValueError:

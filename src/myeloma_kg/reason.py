@@ -476,9 +476,15 @@ class Reasoner:
     def _construct(store: Any, query: QueryFile) -> list[ox.Quad]:
         """The triples one CONSTRUCT query builds, as default-graph quads (nothing is added)."""
         try:
-            return [ox.Quad(t.subject, t.predicate, t.object) for t in store.query(query.executable)]
+            triples = store.query(query.executable)
         except SyntaxError as exc:
             raise KnowledgeBaseError(f"{query.path}: {exc}") from exc
+        if isinstance(triples, ox.QueryTriples):
+            # Quads made by pyoxigraph's parser from the N-Triples of the result (blank nodes keep their
+            # labels): ox.Quad() costs 3-5 us for a blank-node subject or a literal object (pyo3 tries
+            # each kind of term in turn), the round trip about 1 us.
+            return list(ox.parse(triples.serialize(format=_N_TRIPLES), format=_N_TRIPLES))
+        return [ox.Quad(t.subject, t.predicate, t.object) for t in triples]
 
     def classify(self, store: Any) -> int:
         """Classify every patient in the store into the ontology's defined classes (OWL 2 RL).
@@ -518,6 +524,7 @@ def classify_with_reasonable(tbox: Iterable[tuple[object, object, object]],
 
 
 _RDF_TYPE = ox.NamedNode(str(RDF.type))
+_N_TRIPLES = ox.RdfFormat.N_TRIPLES
 
 
 @cache
