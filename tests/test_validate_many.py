@@ -426,3 +426,30 @@ def test_generated_batches_equal_single_validation(items: list[tuple[dict[str, A
     factories = [f for i, d in enumerate(data) if (f := _dict_factory(d, "gen", i + 1)) is not None]
     if factories:
         _compare(factories)
+
+
+def test_the_shared_store_gets_each_document_as_validate_puts_it_in_its_own() -> None:
+    """The shared SPARQL store reads a document from N-Quads written while it is prepared (pyoxigraph's
+    parser makes the quads: cheaper than ox.Quad()); they are the quads validate() would store."""
+    import pyoxigraph as ox
+
+    graph = ox.NamedNode("urn:x-test:graph")
+    documents = [synthetic_patient(5, i, invalid_share=0.3) for i in range(120)]
+    for path in BAD_INPUT:
+        try:
+            documents += [raw.data for raw in read_documents(path) if raw.data]
+        except DataError:
+            continue  # a file that does not read
+    compared = 0
+    for data in documents:
+        try:
+            doc = PatientDocument.from_dict(copy.deepcopy(data))
+        except DataError:
+            continue
+        item = validation._doc_item(0, doc, doc.data)
+        if item is None or item.store_lines is None:
+            continue
+        text = "".join(f"{line} {graph} .\n" for line in item.store_lines)
+        assert list(ox.parse(text, format=ox.RdfFormat.N_QUADS)) == validation._doc_ox_quads(doc, graph)
+        compared += 1
+    assert compared > 100

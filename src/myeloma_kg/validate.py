@@ -1742,6 +1742,9 @@ class _BatchDoc:
     own: set[str]  # its patient IRI and its blank nodes
     predicates: set[str]
     graph_quads: list[Any] | None = None  # for a document read from its rdflib graph: validate()'s quads
+    # for a document converted to quads: each triple as validate()'s store holds it, in N-Triples without
+    # the final " ." (a graph name and " .\n" make N-Quads of them)
+    store_lines: list[str] | None = None
 
 
 def _batch_doc(index: int, doc: Any) -> _BatchDoc | None:
@@ -1800,6 +1803,7 @@ def _doc_item(index: int, doc: PatientDocument, data: dict[str, Any] | None) -> 
     named, blank, literal = ox.NamedNode, ox.BlankNode, ox.Literal
     forms = _literal_forms
     lines: list[str] = []
+    store_lines: list[str] = []
     for q in quads:
         subject, obj = q.subject, q.object
         kind = type(subject)
@@ -1828,8 +1832,23 @@ def _doc_item(index: int, doc: PatientDocument, data: dict[str, Any] | None) -> 
             return None
         predicate = q.predicate
         predicates.add(predicate.value)
-        lines.append(f"{subject} {predicate} {text} .\n")
-    return _BatchDoc(index, doc, data, "".join(lines), nodes, own, predicates)
+        head = f"{subject} {predicate} "
+        lines.append(f"{head}{text} .\n")
+        store_lines.append(head + (_store_text(obj) if kind is literal else text))
+    return _BatchDoc(index, doc, data, "".join(lines), nodes, own, predicates, store_lines=store_lines)
+
+
+_store_texts: dict[Any, str] = {}
+
+
+def _store_text(literal: Any) -> str:
+    """A pyoxigraph literal in N-Triples as validate()'s store holds it (:func:`_literal_forms`)."""
+    text = _store_texts.get(literal)
+    if text is None:
+        if len(_store_texts) > 100_000:
+            _store_texts.clear()
+        text = _store_texts[literal] = str(_literal_forms(literal)[1])
+    return text
 
 
 def _kb_nodes(types: _KnowledgeTypes) -> frozenset[str]:
@@ -1928,15 +1947,26 @@ def _shared_sparql(
         present |= items[k].predicates
     solutions_of: dict[int, _Solutions] = {}
     try:
+        texts: list[str] = []
         for name, k in zip(graph_names, batch):
-            graph_quads = items[k].graph_quads
+            graph_quads, store_lines = items[k].graph_quads, items[k].store_lines
             if graph_quads is not None:
                 quads.extend(ox.Quad(q.subject, q.predicate, q.object, name) for q in graph_quads)
-                continue
+            elif store_lines is not None:
+                if store_lines:
+                    end = f" {name} .\n"
+                    texts.append(end.join(store_lines) + end)
+            else:
+                try:
+                    quads.extend(_doc_ox_quads(items[k].doc, name))
+                except ValueError:  # a term Oxigraph rejects: validate() decides
+                    alone.add(k)
+        if texts:
+            # Quads made by pyoxigraph's parser: ox.Quad() costs 3-5 us for a blank node or a literal.
             try:
-                quads.extend(_doc_ox_quads(items[k].doc, name))
-            except ValueError:  # a term Oxigraph rejects: validate() decides
-                alone.add(k)
+                quads.extend(ox.parse("".join(texts), format=ox.RdfFormat.N_QUADS))
+            except SyntaxError as exc:
+                raise _Unsupported("Oxigraph could not read the batch") from exc
         store.extend(quads)
         for check, query in zip(plan.sparql, queries):
             if not _triggered(check, present):
