@@ -483,7 +483,7 @@ class Reasoner:
             # Quads made by pyoxigraph's parser from the N-Triples of the result (blank nodes keep their
             # labels): ox.Quad() costs 3-5 us for a blank-node subject or a literal object (pyo3 tries
             # each kind of term in turn), the round trip about 1 us.
-            return list(ox.parse(triples.serialize(format=_N_TRIPLES), format=_N_TRIPLES))
+            return list(ox.parse(triples.serialize(format=_N_TRIPLES), format=_N_TRIPLES, lenient=True))
         return [ox.Quad(t.subject, t.predicate, t.object) for t in triples]
 
     def classify(self, store: Any) -> int:

@@ -1964,7 +1964,7 @@ def _shared_sparql(
         if texts:
             # Quads made by pyoxigraph's parser: ox.Quad() costs 3-5 us for a blank node or a literal.
             try:
-                quads.extend(ox.parse("".join(texts), format=ox.RdfFormat.N_QUADS))
+                quads.extend(ox.parse("".join(texts), format=ox.RdfFormat.N_QUADS, lenient=True))
             except SyntaxError as exc:
                 raise _Unsupported("Oxigraph could not read the batch") from exc
         store.extend(quads)
