@@ -212,8 +212,11 @@ class Engine:
         knowledge base only, so read once per engine)."""
         if self._advice_options is None:
             found: dict[str, list[str]] = defaultdict(list)
-            for solution in store.query(api_query("advice-options").executable):
-                advice, option = solution["advice"], solution["option"]
+            solutions = store.query(api_query("advice-options").executable)
+            variables = [v.value for v in solutions.variables]
+            at_advice, at_option = variables.index("advice"), variables.index("option")
+            for solution in solutions:
+                advice, option = solution[at_advice], solution[at_option]
                 options = found[advice.value]
                 if option is not None:
                     options.append(option.value)
