@@ -388,3 +388,23 @@ def test_raise_for_violations_of_an_unreadable_document(tmp_path: Path) -> None:
     assert report.error is not None and not report.conforms
     with pytest.raises(ParseError):
         report.raise_for_violations()
+
+
+def test_the_packaged_types_from_the_cache_are_those_of_the_knowledge_base_graph(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation reads the packaged knowledge base's drugs, options and components from the on-disk cache
+    (a new process then skips the whole graph and rdflib's SPARQL engine): a fresh cache gives what the
+    graph gives, and a second read comes from the file."""
+    from myeloma_kg import validate as validation
+    from myeloma_kg.kb import load_kb_graph
+
+    monkeypatch.setenv("MYELOMA_KG_CACHE", str(tmp_path))
+    direct = validation._types_from_rows(validation._type_rows(load_kb_graph()))
+    for _ in range(2):  # built and written, then read back
+        validation._packaged_types.cache_clear()
+        cached_types = validation._packaged_types()
+        assert set(cached_types.graph) == set(direct.graph) and len(direct.graph) > 100
+        assert (cached_types.drugs, cached_types.regimens) == (direct.drugs, direct.regimens)
+        assert cached_types.predicates == direct.predicates
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("validation-types-")]
+    validation._packaged_types.cache_clear()
