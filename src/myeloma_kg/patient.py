@@ -308,6 +308,8 @@ def _absolute(iri: Any, context: dict[str, Any]) -> str | None:
     if not isinstance(iri, str) or iri.startswith("@") or ":" not in iri:
         return None
     prefix, suffix = iri.split(":", 1)
+    if prefix == "_":
+        return None  # a blank node
     if suffix.startswith("//") or prefix not in context:
         return iri
     base = context[prefix]

@@ -272,6 +272,7 @@ _TypeRows = tuple[tuple[tuple[str, str, "str | None"], ...], dict[str, tuple[str
 
 
 def _type_rows(kb_graph: Graph) -> _TypeRows:
+    """The drugs and options of a knowledge-base graph with their labels and components (_KB_QUERY)."""
     rows: list[tuple[str, str, str | None]] = []
     components: dict[str, tuple[str, ...]] = {}
     for row in kb_graph.query(_KB_QUERY):
@@ -281,11 +282,13 @@ def _type_rows(kb_graph: Graph) -> _TypeRows:
         kind = str(row.kind)  # type: ignore[union-attr]
         rows.append((kind, str(node), str(label) if label is not None else None))
         if kind != "drug" and str(node) not in components:
-            components[str(node)] = tuple(str(c) for c in kb_graph.objects(node, MKG.hasComponent))
+            components[str(node)] = tuple(str(c) for c in kb_graph.objects(node, MKG.hasComponent)
+                                          if isinstance(c, URIRef))
     return tuple(rows), components
 
 
 def _types_from_rows(rows: _TypeRows) -> _KnowledgeTypes:
+    """The slim type graph and the id catalogues of :func:`_type_rows`."""
     slim = Graph()
     drugs, regimens = _Catalog("drug"), _Catalog("regimen")
     for kind, iri, label in rows[0]:
