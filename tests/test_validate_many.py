@@ -446,7 +446,7 @@ def test_the_shared_store_gets_each_document_as_validate_puts_it_in_its_own() ->
             doc = PatientDocument.from_dict(copy.deepcopy(data))
         except DataError:
             continue
-        item = validation._doc_item(0, doc, doc.data)
+        item = validation._doc_item(0, doc, doc.data, for_store=True)
         if item is None or item.store_lines is None:
             continue
         text = "".join(f"{line} {graph} .\n" for line in item.store_lines)

@@ -19,7 +19,7 @@ import pyoxigraph as ox
 
 from .namespaces import DRUG, local_id
 from .patient import PatientDocument, load_patient
-from .queries import api_query
+from .queries import api_query, positions
 from .reason import Reasoner, default_reasoner
 
 
@@ -61,20 +61,13 @@ class DerivedFacts:
         }
 
 
-def _positions(solutions: Any, *names: str) -> tuple[int, ...]:
-    """The positions of these variables in the rows of a SELECT result."""
-    variables = [v.value for v in solutions.variables]
-    return tuple(variables.index(name) for name in names)
-
-
 def read_facts(store: ox.Store, documents: list[PatientDocument]) -> dict[str, DerivedFacts]:
     """Read the derived facts of every patient from a store where :meth:`Reasoner.derive` ran."""
     by_iri = {doc.iri: doc.id for doc in documents}
     situations: dict[str, set[str]] = defaultdict(set)
     labels: dict[str, dict[str, str]] = defaultdict(dict)
-    # Values by position: a lookup by variable name costs pyoxigraph ~1 us (it tries a position first).
     rows = store.query(api_query("situations").executable)
-    at = _positions(rows, "patient", "code", "label")
+    at = positions(rows, "patient", "code", "label")
     for row in rows:
         iri, code, label = row[at[0]].value, row[at[1]].value, row[at[2]]
         situations[iri].add(code)
@@ -82,7 +75,7 @@ def read_facts(store: ox.Store, documents: list[PatientDocument]) -> dict[str, D
             labels[iri][code] = label.value
     values: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     rows = store.query(api_query("patient-facts").executable)
-    at = _positions(rows, "patient", "fact", "value")
+    at = positions(rows, "patient", "fact", "value")
     for row in rows:
         term = row[at[2]]
         value: Any = term.value

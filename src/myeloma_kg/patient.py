@@ -158,7 +158,7 @@ class PatientDocument:
 
         The JSON-LD of the documents pyoxigraph can convert is parsed in one pass, each document as a named
         graph of one JSON-LD document under the shared context: the context is processed once instead of
-        once per document (most of the cost of a parse). The quads are those of :meth:`from_raw` (blank
+        once per document. The quads are those of :meth:`from_raw` (blank
         nodes are fresh in both); a batch the parser rejects is converted document by document.
         """
         out: list[PatientDocument | MyelomaKGError | None] = [None] * len(raws)

@@ -33,7 +33,7 @@ from .errors import UsageError
 from .facts import DerivedFacts, read_facts
 from .namespaces import DRUG, PROFILE, local_id
 from .patient import PatientDocument, load_patient
-from .queries import IRI, api_query, with_values
+from .queries import IRI, api_query, positions, with_values
 from .reason import Reasoner, default_reasoner
 
 if TYPE_CHECKING:
@@ -213,8 +213,7 @@ class Engine:
         if self._advice_options is None:
             found: dict[str, list[str]] = defaultdict(list)
             solutions = store.query(api_query("advice-options").executable)
-            variables = [v.value for v in solutions.variables]
-            at_advice, at_option = variables.index("advice"), variables.index("option")
+            at_advice, at_option = positions(solutions, "advice", "option")
             for solution in solutions:
                 advice, option = solution[at_advice], solution[at_option]
                 options = found[advice.value]

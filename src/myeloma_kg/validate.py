@@ -1795,13 +1795,15 @@ def _batch_doc(index: int, doc: Any) -> _BatchDoc | None:
         issues, _ = precheck(data)
         if issues or NODE_PATHS not in doc.extra:
             return None
-    return _doc_item(index, doc, data)
+    return _doc_item(index, doc, data, for_store=True)
 
 
-def _doc_item(index: int, doc: PatientDocument, data: dict[str, Any] | None) -> _BatchDoc | None:
+def _doc_item(index: int, doc: PatientDocument, data: dict[str, Any] | None, *,
+              for_store: bool = False) -> _BatchDoc | None:
     """A converted document ready for the shared runs, its results to be located in ``data``; None when its
     triples do not all have its patient IRI or one of its blank nodes as subject (or cannot be written for
-    pyrudof): validate() takes it alone."""
+    pyrudof): validate() takes it alone. ``for_store``: also write :attr:`_BatchDoc.store_lines` (for the
+    shared SPARQL store of a batch; one document alone uses its quads as they are)."""
     import pyoxigraph as ox
 
     iri = doc.iri
@@ -1838,7 +1840,7 @@ def _doc_item(index: int, doc: PatientDocument, data: dict[str, Any] | None) -> 
     named, blank, literal = ox.NamedNode, ox.BlankNode, ox.Literal
     forms = _literal_forms
     lines: list[str] = []
-    store_lines: list[str] = []
+    store_lines: list[str] | None = [] if for_store else None
     for q in quads:
         subject, obj = q.subject, q.object
         kind = type(subject)
@@ -1869,21 +1871,10 @@ def _doc_item(index: int, doc: PatientDocument, data: dict[str, Any] | None) -> 
         predicates.add(predicate.value)
         head = f"{subject} {predicate} "
         lines.append(f"{head}{text} .\n")
-        store_lines.append(head + (_store_text(obj) if kind is literal else text))
+        if store_lines is not None:
+            store_lines.append(head + (str(forms(obj)[1]) if kind is literal else text))
     return _BatchDoc(index, doc, data, "".join(lines), nodes, own, predicates, store_lines=store_lines)
 
-
-_store_texts: dict[Any, str] = {}
-
-
-def _store_text(literal: Any) -> str:
-    """A pyoxigraph literal in N-Triples as validate()'s store holds it (:func:`_literal_forms`)."""
-    text = _store_texts.get(literal)
-    if text is None:
-        if len(_store_texts) > 100_000:
-            _store_texts.clear()
-        text = _store_texts[literal] = str(_literal_forms(literal)[1])
-    return text
 
 
 def _kb_nodes(types: _KnowledgeTypes) -> frozenset[str]:
