@@ -181,6 +181,16 @@ def profile_iri(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class _AdviceText:
+    """What an advice statement says, with its citations and its place among a patient's notices."""
+
+    rule: str
+    message: str
+    sources: tuple[str, ...]
+    order: tuple[tuple[int, str], str]
+
+
+@dataclass(frozen=True)
 class _OptionTexts:
     """What an option's deciding statements say, shared by every patient with the same statements."""
 
@@ -204,7 +214,7 @@ class Engine:
         self.reasoner = reasoner or default_reasoner()
         self.catalog = catalog or default_catalog()
         self._text_cache: dict[tuple[Any, ...], _OptionTexts] = {}
-        self._citation_cache: dict[str, tuple[str, ...]] = {}
+        self._advice_cache: dict[str, _AdviceText] = {}
         self._advice_options: dict[str, tuple[str, ...]] | None = None
 
     def advice_options(self, store: Any) -> dict[str, tuple[str, ...]]:
@@ -271,9 +281,9 @@ class Engine:
         for row in constraint_rows:
             (caps if row["mode"] == "cap" else raises)[row["option"]].append(row)
         metrics = {row["option"]: row for row in assessment_rows}
-        refractory_drugs: dict[str, list[str]] = defaultdict(list)
+        refractory_drugs: dict[str, list[str]] = defaultdict(list)  # drug IRIs by option
         for row in refractory_rows:
-            refractory_drugs[row["option"]].append(local_id(row["drug"], DRUG))
+            refractory_drugs[row["option"]].append(row["drug"])
 
         option_notices: dict[str, list[dict]] = defaultdict(list)
         situation_notices: list[dict] = []
@@ -321,7 +331,7 @@ class Engine:
                                           sources=list(texts.exclusion_sources)))
                 continue
             cautions = list(texts.limiting_cautions)
-            for drug in sorted(refractory_drugs.get(option_iri, [])):
+            for drug in sorted(local_id(iri, DRUG) for iri in refractory_drugs.get(option_iri, ())):
                 cautions.append(
                     f"Contains {cat.label(str(DRUG) + drug)}, to which the patient is refractory (R9); "
                     "it does not count as a new drug (R12)."
@@ -401,42 +411,47 @@ class Engine:
         self._text_cache[key] = texts
         return texts
 
-    def _citations(self, statement: str) -> list[str]:
-        """The source citations of a statement (a fresh list; the strings are memoised)."""
-        cited = self._citation_cache.get(statement)
-        if cited is None:
+    def _advice(self, advice: str) -> _AdviceText:
+        """An advice statement's rule, message, citations and place in the notice order (memoised)."""
+        text = self._advice_cache.get(advice)
+        if text is None:
             cat = self.catalog
-            cited = self._citation_cache[statement] = tuple(
-                _unique(cat.source(s).citation() for s in cat.statement(statement).sources))
-        return list(cited)
+            st = cat.statement(advice)
+            text = self._advice_cache[advice] = _AdviceText(
+                rule=st.rule_id, message=st.text,
+                sources=tuple(_unique(cat.source(s).citation() for s in st.sources)),
+                order=(_rule_number(st.rule_id), st.text))
+        return text
 
     def _notices(self, situation_rows: list[dict], offered: set[str],
                  option_notices: dict[str, list[dict]]) -> dict[str, list[Notice]]:
         """The warnings, actions and missing-data notices (by kind): the situation-triggered ones, and the
         content-triggered ones of the offered options, each naming those options."""
-        cat = self.catalog
         merged: dict[str, dict[str, Notice]] = {"warning": {}, "action": {}, "missing": {}}
         for row in situation_rows:
-            st = cat.statement(row["advice"])
-            merged[row["kind"]].setdefault(row["advice"], Notice(
-                rule=st.rule_id, message=st.text, sources=self._citations(st.iri)))
+            found = merged[row["kind"]]
+            advice = row["advice"]
+            if advice not in found:
+                text = self._advice(advice)
+                found[advice] = Notice(rule=text.rule, message=text.message, sources=list(text.sources))
         for option_iri, rows in option_notices.items():
-            option_id = cat.option(option_iri).id
+            option_id = self.catalog.option(option_iri).id
             if option_id not in offered:
                 continue
             for row in rows:
-                st = cat.statement(row["advice"])
-                notice = merged[row["kind"]].setdefault(row["advice"], Notice(
-                    rule=st.rule_id, message=st.text, sources=self._citations(st.iri)))
+                found = merged[row["kind"]]
+                advice = row["advice"]
+                notice = found.get(advice)
+                if notice is None:
+                    text = self._advice(advice)
+                    notice = found[advice] = Notice(rule=text.rule, message=text.message, sources=list(text.sources))
                 if option_id not in notice.options:
                     notice.options.append(option_id)
         out: dict[str, list[Notice]] = {}
         for kind, by_advice in merged.items():
-            found = list(by_advice.values())
-            for n in found:
+            for n in by_advice.values():
                 n.options.sort()
-            found.sort(key=lambda n: (_rule_number(n.rule), n.message))
-            out[kind] = found
+            out[kind] = [by_advice[a] for a in sorted(by_advice, key=lambda a: self._advice_cache[a].order)]
         return out
 
 
