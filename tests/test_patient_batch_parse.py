@@ -108,3 +108,17 @@ def test_a_batch_the_combined_parser_rejects_is_converted_one_by_one(monkeypatch
 
 def test_an_empty_batch() -> None:
     assert PatientDocument.from_raws([]) == []
+
+
+def test_literals_that_look_like_line_ends_or_graph_names_stay_in_their_document(
+        combined_parses: list[bool]) -> None:
+    # The combined parse moves each document's quads out of its named graph through N-Quads text: a literal
+    # holding a Unicode line separator, quotes, a backslash or the text of another document's graph name
+    # must neither split a line nor move a triple to another document.
+    tricky = ["a\u2028b", "c\x85d\u2029e", 'say "x" \\ y', " <urn:x-myeloma-kg:document:0> .",
+              "<urn:x-myeloma-kg:document:1> ."]
+    raws = [_raw({**synthetic_patient(4, i), "ecog": text}, i + 1) for i, text in enumerate(tricky)]
+    batch = _assert_same(raws)
+    assert combined_parses == [True]
+    for doc, text in zip(batch, tricky):
+        assert text in {q.object.value for q in doc.quads}  # type: ignore[union-attr]

@@ -488,16 +488,31 @@ def _parse_many_with_oxigraph(spelled: list[dict[str, Any]], labels: int) -> lis
         return None
     if text.count('"_:') != labels:
         return None
-    out: list[list[ox.Quad]] = [[] for _ in spelled]
-    prefix = len(_DOC_GRAPH)
+    # Each document's quads move to the default graph through N-Quads text: pyoxigraph's parser makes them
+    # (ox.Quad() costs 3-5 us for a blank node or a literal). A line ends with its graph's IRI.
+    marker = f" <{_DOC_GRAPH}"
+    lines: list[list[str]] = [[] for _ in spelled]
     try:
-        for q in ox.parse(text, format=ox.RdfFormat.JSON_LD):
-            graph = q.graph_name
-            if not isinstance(graph, ox.NamedNode) or not graph.value.startswith(_DOC_GRAPH):
+        nquads = ox.serialize(ox.parse(text, format=ox.RdfFormat.JSON_LD), format=ox.RdfFormat.N_QUADS)
+        for line in nquads.decode("utf-8").split("\n"):  # not splitlines(): literals may hold U+2028 ...
+            if not line:
+                continue
+            triple, found, graph = line.rpartition(marker)
+            if not found or not graph.endswith("> ."):
+                return None  # a quad outside the documents' graphs
+            k = int(graph[:-3])
+            if not 0 <= k < len(lines):
                 return None
-            out[int(graph.value[prefix:])].append(ox.Quad(q.subject, q.predicate, q.object))
-    except (SyntaxError, ValueError):
+            lines[k].append(triple)
+        body = " .\n".join(line for doc in lines for line in doc)
+        quads = list(ox.parse(body + " .\n", format=ox.RdfFormat.N_TRIPLES, lenient=True)) if body else []
+    except (SyntaxError, ValueError, IndexError):
         return None
+    out: list[list[ox.Quad]] = []
+    start = 0
+    for doc in lines:
+        out.append(quads[start:start + len(doc)])
+        start += len(doc)
     return out
 
 
