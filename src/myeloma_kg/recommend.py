@@ -170,6 +170,14 @@ class Recommendation:
         return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2).decode("utf-8")
 
 
+# The columns of the API queries (queries/api) that the engine reads.
+_CONSTRAINT_COLUMNS = ("patient", "constraint", "option", "rank", "mode", "fromRank", "lists")
+_RECOMMENDATION_COLUMNS = ("patient", "rec", "option", "rank")
+_ADVICE_COLUMNS = ("patient", "advice", "kind", "message")
+_ASSESSMENT_COLUMNS = ("patient", "option", "newDrugs", "newClasses", "novelClasses")
+_REFRACTORY_COLUMNS = ("patient", "option", "drug")
+
+
 def profile_iri(name: str) -> str:
     """IRI of a named profile.
 
@@ -251,9 +259,12 @@ class Engine:
     def _results(self, store: ox.Store, documents: Sequence[PatientDocument], profile: str,
                  subs: dict[str, list[object]]) -> list[Recommendation]:
         reads: list[Callable[[], Any]] = [
-            partial(_rows, store, "constraints", subs), partial(_rows, store, "recommendations", subs),
-            partial(_rows, store, "advice", subs), partial(_rows, store, "option-assessments", {}),
-            partial(_rows, store, "refractory-components", {}), partial(read_facts, store, list(documents)),
+            partial(_rows, store, "constraints", subs, _CONSTRAINT_COLUMNS),
+            partial(_rows, store, "recommendations", subs, _RECOMMENDATION_COLUMNS),
+            partial(_rows, store, "advice", subs, _ADVICE_COLUMNS),
+            partial(_rows, store, "option-assessments", {}, _ASSESSMENT_COLUMNS),
+            partial(_rows, store, "refractory-components", {}, _REFRACTORY_COLUMNS),
+            partial(read_facts, store, list(documents)),
         ]
         # A few patients (the interactive case): the read-only queries overlap on several threads. A cohort
         # batch runs them one by one (its worker processes already keep every core busy).
@@ -461,24 +472,31 @@ def _bound_query(name: str, bindings: tuple[tuple[str, tuple[object, ...]], ...]
     return with_values(api_query(name).executable, {k: list(v) for k, v in bindings})
 
 
-def _rows(store: ox.Store, name: str, substitutions: dict[str, list[object]]) -> dict[str, list[dict[str, str]]]:
-    """Run an API query and group its rows by patient IRI (values as plain strings, None when unbound)."""
+def _rows(store: ox.Store, name: str, substitutions: dict[str, list[object]],
+          columns: tuple[str, ...]) -> dict[str, list[dict[str, str | None]]]:
+    """Run an API query and group its rows by patient IRI: the ``columns`` (which include ``patient``) as
+    plain strings, None when unbound.
+
+    Only the columns the engine reads are taken from each row: pyoxigraph makes a Python object for every
+    value read. The others are functions of these (a statement's rule id, an assessment's fourth count), so
+    the rows stay distinct.
+    """
     result = store.query(_bound_query(name, tuple((k, tuple(v)) for k, v in substitutions.items())))
-    variables = [v.value for v in result.variables]
-    patient = variables.index("patient")
-    # Stores return rows in different orders; sorting (by the values in variable-name order, unbound
-    # as "") keeps output identical across stores.
-    order = itemgetter(*sorted(range(len(variables)), key=variables.__getitem__))
+    at = positions(result, *columns)
+    patient = columns.index("patient")
+    # Stores return rows in different orders; sorting (by the values in column-name order, unbound as "")
+    # keeps output identical across stores.
+    order = itemgetter(*sorted(range(len(columns)), key=columns.__getitem__))
     grouped: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     for solution in result:
-        values = tuple([term.value if term is not None else "" for term in solution])
+        values = tuple([term.value if (term := solution[i]) is not None else "" for i in at])
         grouped[values[patient]].append(values)
-    out: dict[str, list[dict[str, str]]] = {}
+    out: dict[str, list[dict[str, str | None]]] = {}
     for key, rows in grouped.items():
         rows.sort(key=order)
-        # most rows bind every variable: those become dicts without a per-value test
-        out[key] = [dict(zip(variables, r)) if "" not in r else {k: (v if v != "" else None) for k, v in zip(variables, r)}
-                    for r in rows]  # type: ignore[misc]
+        # most rows bind every column: those become dicts without a per-value test
+        out[key] = [dict(zip(columns, r)) if "" not in r else {k: (v if v != "" else None) for k, v in zip(columns, r)}
+                    for r in rows]
     return out
 
 
