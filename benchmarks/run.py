@@ -186,15 +186,19 @@ def stage_baseline(p: dict[str, Any]) -> dict[str, Any]:
     import pyshacl
     from rdflib import Graph
 
-    from myeloma_kg.kb import load_kb_graph
+    from myeloma_kg.kb import load_kb_graph, owl_rl_closure
     from myeloma_kg.patient import PatientDocument, patient_context, patient_iri
     from myeloma_kg.queries import IRI, api_query, derivation_queries, with_values
-    from myeloma_kg.reason import CLASSIFY_AFTER_STAGE
+    from myeloma_kg.reason import CLASSIFY_AFTER_STAGE, _prepare_kb
     from myeloma_kg.recommend import _rows, default_engine, profile_iri
     from myeloma_kg.resources import shapes_dir
 
     t = time.perf_counter()
     kb = load_kb_graph()
+    # The knowledge base prepared once, as the engine's is (queries/prepare-kb: the patient-independent
+    # links and bounds that R12 and the recommendations query read), with its own owlrl closure.
+    for triple in _prepare_kb(owl_rl_closure(kb)):
+        kb.add(triple)
     shapes = Graph().parse(shapes_dir() / "patient.shapes.ttl", format="turtle")
     setup_s = time.perf_counter() - t
     queries = derivation_queries()
@@ -251,7 +255,8 @@ def stage_baseline(p: dict[str, Any]) -> dict[str, Any]:
         # Correctness (untimed): the same recommendation rows as the engine's recommendations query.
         pdoc = PatientDocument.from_dict(doc)
         with engine.reasoner.batch([pdoc.graph]) as store:
-            engine_rows = {(r["rec"], r["option"]) for r in _rows(store, "recommendations", subs).get(pdoc.iri, [])}
+            found = _rows(store, "recommendations", subs, ("patient", "rec", "option"))
+            engine_rows = {(r["rec"], r["option"]) for r in found.get(pdoc.iri, [])}
         patients.append({"id": doc["id"], "lines": len(doc["lines"]), "total_s": total, "steps_s": steps,
                          "conforms": bool(conforms), "triples_after_closure": len(graph),
                          "recommendations": len(rows), "same_as_engine": rows == engine_rows})
