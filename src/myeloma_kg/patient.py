@@ -506,7 +506,7 @@ def _parse_many_with_oxigraph(spelled: list[dict[str, Any]], labels: int) -> lis
             lines[k].append(triple)
         body = " .\n".join(line for doc in lines for line in doc)
         quads = list(ox.parse(body + " .\n", format=ox.RdfFormat.N_TRIPLES, lenient=True)) if body else []
-    except (SyntaxError, ValueError, IndexError):
+    except (SyntaxError, ValueError):
         return None
     out: list[list[ox.Quad]] = []
     start = 0

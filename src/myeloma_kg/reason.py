@@ -157,9 +157,9 @@ def _prepare_kb(closed: Graph) -> list[tuple[Any, Any, Any]]:
     prepared: list[tuple[Any, Any, Any]] = []
     for path in sorted((queries_dir() / "prepare-kb").glob("*.rq")):
         for t in store.query(path.read_text(encoding="utf-8")):
-            prepared.append((to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object)))
-    for triple in prepared:
-        closed.add(triple)
+            triple = (to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object))
+            prepared.append(triple)
+            closed.add(triple)
     return prepared
 
 

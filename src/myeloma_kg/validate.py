@@ -1855,16 +1855,18 @@ def _doc_item(index: int, doc: PatientDocument, data: dict[str, Any] | None, *,
         kind = type(obj)
         if kind is named:
             nodes.add(obj.value)
-            text = str(obj)
+            text = stored = str(obj)
         elif kind is blank:
             key = "_:" + obj.value
             nodes.add(key)
             own.add(key)
-            text = key
+            text = stored = key
         elif kind is literal:
-            text = forms(obj)[0]  # type: ignore[assignment]
+            form = forms(obj)
+            text = form[0]  # type: ignore[assignment]
             if text is None:
                 return None  # a number pyrudof cannot compare exactly: validate() decides
+            stored = str(form[1])
         else:
             return None
         predicate = q.predicate
@@ -1872,9 +1874,8 @@ def _doc_item(index: int, doc: PatientDocument, data: dict[str, Any] | None, *,
         head = f"{subject} {predicate} "
         lines.append(f"{head}{text} .\n")
         if store_lines is not None:
-            store_lines.append(head + (str(forms(obj)[1]) if kind is literal else text))
+            store_lines.append(head + stored)
     return _BatchDoc(index, doc, data, "".join(lines), nodes, own, predicates, store_lines=store_lines)
-
 
 
 def _kb_nodes(types: _KnowledgeTypes) -> frozenset[str]:
