@@ -145,7 +145,8 @@ _LINE = {"number": 1, "regimen": "VRd", "start": "2024-01-01"}
     ({"lines": [{**_LINE, "bestResponse": "CR", "drugs": ["lenalidomide", "fit", "VGPR"]}]}, "fast"),
     # nested scopes: the drug of an entry of drugs expands under both scoped contexts
     ({"lines": [{**_LINE, "drugs": [{"drug": "daratumumab", "start": "2024-01-01"}, {"drug": "CR"}]}]}, "fast"),
-    ({"lines": [{**_LINE, "drugs": [{"drug": "daratumumab", "doseMg": 16}]}]}, "rdflib"),  # not a term: drug vocabulary
+    # not a term (the drug vocabulary would expand it): the pre-check leaves the unknown field out of the graph
+    ({"lines": [{**_LINE, "drugs": [{"drug": "daratumumab", "doseMg": 16}]}]}, "fast"),
     ({"lines": [{**_LINE, "drugs": [{"drug": "id"}]}]}, "rdflib"),  # a keyword alias
     ({"lines": [{**_LINE, "stoppedForToxicity": ["bortezomib"], "refractoryTo": ["Patient", "x"]}]}, "fast"),
 ])

@@ -31,6 +31,7 @@ from rdflib.namespace import RDF
 from .errors import DataError, FieldTypeError, MyelomaKGError, ParseError
 from .io import RawDocument, _jsonable, read_documents
 from .namespaces import MKG, PATIENT
+from .precheck import Issue, precheck
 from .resources import context_path
 
 
@@ -49,6 +50,8 @@ logging.getLogger("rdflib.term").addFilter(_IllTypedLiteralFilter())
 
 #: ``PatientDocument.extra`` key of the map from blank-node label to document field path.
 NODE_PATHS = "node_paths"
+#: ``PatientDocument.extra`` key: the pre-check issues of the document as written (a tuple), when it was a mapping
+PRECHECK_ISSUES = "precheck_issues"
 
 
 @cache
@@ -149,7 +152,7 @@ class PatientDocument:
                 ) from None
         return cls(
             id=prepared.id, graph=graph, quads=quads, data=prepared.data, source=prepared.source,
-            position=prepared.position, extra={NODE_PATHS: prepared.node_paths},
+            position=prepared.position, extra={NODE_PATHS: prepared.node_paths, PRECHECK_ISSUES: prepared.issues},
         )
 
     @classmethod
@@ -238,6 +241,7 @@ class _Prepared:
     node_paths: dict[str, str]
     source: str
     position: int
+    issues: tuple[Issue, ...] = ()  # the pre-check's (myeloma_kg.precheck) of ``data``
 
 
 def _prepare(data: Any, source: str, position: int) -> _Prepared:
@@ -262,13 +266,19 @@ def _prepare(data: Any, source: str, position: int) -> _Prepared:
             f"id must be a string, got {type(pid).__name__} {pid!r}", field="id", source=f"{source}#{position}"
         )
     pid = str(pid)
-    doc = {k: v for k, v in data.items() if not k.startswith("@")}
+    issues, cleaned = precheck(data)
+    # The graph is made from the pre-checked copy (equal to the document when it has no issues): ids and
+    # codes IRI-safe, values a violation names left out. As written, a code such as "del 17p" or a drug id
+    # with a space around it expands to an ill-formed IRI, which a JSON-LD processor drops without a word:
+    # validation would not see it and reasoning would go on without it.
+    converted = _jsonable(cleaned) if isinstance(cleaned, dict) else data
+    doc = {k: v for k, v in converted.items() if not k.startswith("@")}
     node_paths = _label_nodes(doc)
     doc["@context"] = patient_context()
     doc["id"] = patient_iri(pid)
     doc["type"] = "Patient"
     doc["patientId"] = pid
-    return _Prepared(pid, data, doc, node_paths, source, position)
+    return _Prepared(pid, data, doc, node_paths, source, position, tuple(issues))
 
 
 class _NotForOxigraph(Exception):

@@ -224,6 +224,10 @@ class Engine:
         self._text_cache: dict[tuple[Any, ...], _OptionTexts] = {}
         self._advice_cache: dict[str, _AdviceText] = {}
         self._advice_options: dict[str, tuple[str, ...]] | None = None
+        # an option's refractory-drug cautions by its refractory drug IRIs, and its notice messages
+        # (warnings, actions) by its content-triggered advice rows: many patients share them
+        self._refractory_cautions: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._notice_messages: dict[tuple[tuple[str, str, str], ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     def advice_options(self, store: Any) -> dict[str, tuple[str, ...]]:
         """Content-triggered advice -> the options it concerns, sorted (``queries/api/advice-options.rq``;
@@ -306,13 +310,13 @@ class Engine:
                 for option in concerned:
                     option_notices[option].append(row)
 
-        options: list[Option] = []
+        ranked: list[tuple[tuple[Any, ...], Option]] = []  # (sort key, option)
         excluded: list[Exclusion] = []
         disagreements: set[str] = set()
         for option_iri in sorted(set(by_option) | set(caps)):
             info = cat.option(option_iri)
             rows = by_option.get(option_iri, [])
-            base = max((int(r["rank"]) for r in rows), default=None)
+            base = max([int(r["rank"]) for r in rows]) if rows else None
             rank = base
             used_raises = []
             for r in raises.get(option_iri, []):
@@ -321,7 +325,7 @@ class Engine:
                     rank = max(rank, int(r["rank"]))
                     used_raises.append(r)  # cited even when the option already had that strength
             cap_rows = caps.get(option_iri, [])
-            cap_rank = min((int(r["rank"]) for r in cap_rows), default=None)
+            cap_rank = min([int(r["rank"]) for r in cap_rows]) if cap_rows else None
             if rank is None:
                 # Not recommended: listed only when a rule flags it not-preferred or excluded,
                 # so that the clinician sees why it is not offered.
@@ -333,8 +337,8 @@ class Engine:
             else:
                 final = rank if cap_rank is None else min(rank, cap_rank)
             # Every applicable cap is cited (a cap equal to the strength still explains it).
-            texts = self._texts(tuple(r["rec"] for r in rows), tuple(r["constraint"] for r in used_raises),
-                                tuple((r["constraint"], int(r["rank"])) for r in cap_rows), bool(refractory_drugs.get(option_iri)))
+            texts = self._texts(tuple([r["rec"] for r in rows]), tuple([r["constraint"] for r in used_raises]),
+                                tuple([(r["constraint"], int(r["rank"])) for r in cap_rows]), bool(refractory_drugs.get(option_iri)))
             disagreements.update(texts.disagreements)
             if final == 0:
                 excluded.append(Exclusion(regimen=info.id, label=info.label, rules=list(texts.exclusion_rules),
@@ -342,15 +346,16 @@ class Engine:
                                           sources=list(texts.exclusion_sources)))
                 continue
             cautions = list(texts.limiting_cautions)
-            for drug in sorted(local_id(iri, DRUG) for iri in refractory_drugs.get(option_iri, ())):
-                cautions.append(
-                    f"Contains {cat.label(str(DRUG) + drug)}, to which the patient is refractory (R9); "
-                    "it does not count as a new drug (R12)."
-                )
-            notices = option_notices.get(option_iri, [])
-            cautions.extend(_unique(n["message"] for n in notices if n["kind"] == "warning"))
+            refractory = refractory_drugs.get(option_iri)
+            if refractory:
+                cautions.extend(self._refractory_caution_texts(tuple(refractory)))
+            option_warnings, option_actions = self._notice_texts(option_notices.get(option_iri))
+            cautions.extend(option_warnings)
             metric = metrics.get(option_iri, {})
-            options.append(Option(
+            new_drugs, new_classes, novel_classes = (_int(metric.get("newDrugs")), _int(metric.get("newClasses")),
+                                                     _int(metric.get("novelClasses")))
+            ranked.append(((-final, -(novel_classes or 0), -(new_classes or 0), -(new_drugs or 0),
+                            -len(texts.evidence), info.label.lower()), Option(
                 regimen=info.id,
                 label=info.label,
                 strength=STRENGTH_CODES[final],
@@ -359,17 +364,15 @@ class Engine:
                 sources=list(texts.sources),
                 evidence=[dict(e) for e in texts.evidence],
                 cautions=_unique(cautions),
-                actions=_unique(n["message"] for n in notices if n["kind"] == "action"),
-                new_drugs=_int(metric.get("newDrugs")),
-                new_classes=_int(metric.get("newClasses")),
-                novel_classes=_int(metric.get("novelClasses")),
+                actions=list(option_actions),
+                new_drugs=new_drugs,
+                new_classes=new_classes,
+                novel_classes=novel_classes,
                 status=list(texts.status),
                 jurisdictions=list(texts.jurisdictions),
-            ))
-            options[-1]._sort_key = (  # type: ignore[attr-defined]
-                -final, -(_int(metric.get("novelClasses")) or 0), -(_int(metric.get("newClasses")) or 0),
-                -(_int(metric.get("newDrugs")) or 0), -len(options[-1].evidence), info.label.lower())
-        options.sort(key=lambda o: o._sort_key)  # type: ignore[attr-defined]
+            )))
+        ranked.sort(key=itemgetter(0))  # stable: options with equal keys keep their IRI order
+        options = [option for _, option in ranked]
         excluded.sort(key=lambda e: e.label.lower())
 
         offered = {o.regimen for o in options}
@@ -422,6 +425,33 @@ class Engine:
         self._text_cache[key] = texts
         return texts
 
+    def _refractory_caution_texts(self, drugs: tuple[str, ...]) -> tuple[str, ...]:
+        """The cautions of an option holding these drugs (IRIs) the patient is refractory to, by drug id
+        (memoised)."""
+        texts = self._refractory_cautions.get(drugs)
+        if texts is None:
+            cat = self.catalog
+            texts = self._refractory_cautions[drugs] = tuple(
+                f"Contains {cat.label(str(DRUG) + drug)}, to which the patient is refractory (R9); "
+                "it does not count as a new drug (R12)."
+                for drug in sorted(local_id(iri, DRUG) for iri in drugs))
+        return texts
+
+    def _notice_texts(self, rows: list[dict] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The warning and the action messages (each once, in row order) of an option's content-triggered
+        advice rows (memoised)."""
+        if not rows:
+            return (), ()
+        key = tuple((row["advice"], row["kind"], row["message"]) for row in rows)
+        texts = self._notice_messages.get(key)
+        if texts is None:
+            if len(self._notice_messages) > 50_000:
+                self._notice_messages.clear()
+            texts = self._notice_messages[key] = (
+                tuple(_unique(message for _, kind, message in key if kind == "warning")),
+                tuple(_unique(message for _, kind, message in key if kind == "action")))
+        return texts
+
     def _advice(self, advice: str) -> _AdviceText:
         """An advice statement's rule, message, citations and place in the notice order (memoised)."""
         text = self._advice_cache.get(advice)
@@ -445,25 +475,25 @@ class Engine:
             if advice not in found:
                 text = self._advice(advice)
                 found[advice] = Notice(rule=text.rule, message=text.message, sources=list(text.sources))
+        # content-triggered advice (never situation-triggered as well) -> its kind and the offered options
+        concerned: dict[str, tuple[str, set[str]]] = {}
+        option = self.catalog.option
         for option_iri, rows in option_notices.items():
-            option_id = self.catalog.option(option_iri).id
+            option_id = option(option_iri).id
             if option_id not in offered:
                 continue
             for row in rows:
-                found = merged[row["kind"]]
-                advice = row["advice"]
-                notice = found.get(advice)
-                if notice is None:
-                    text = self._advice(advice)
-                    notice = found[advice] = Notice(rule=text.rule, message=text.message, sources=list(text.sources))
-                if option_id not in notice.options:
-                    notice.options.append(option_id)
-        out: dict[str, list[Notice]] = {}
-        for kind, by_advice in merged.items():
-            for n in by_advice.values():
-                n.options.sort()
-            out[kind] = [by_advice[a] for a in sorted(by_advice, key=lambda a: self._advice_cache[a].order)]
-        return out
+                entry = concerned.get(row["advice"])
+                if entry is None:
+                    entry = concerned[row["advice"]] = (row["kind"], set())
+                entry[1].add(option_id)
+        for advice, (kind, option_ids) in concerned.items():
+            text = self._advice(advice)
+            merged[kind][advice] = Notice(rule=text.rule, message=text.message, sources=list(text.sources),
+                                          options=sorted(option_ids))
+        order = self._advice_cache
+        return {kind: [by_advice[a] for a in sorted(by_advice, key=lambda a: order[a].order)]
+                for kind, by_advice in merged.items()}
 
 
 @cache

@@ -56,7 +56,7 @@ from rdflib.namespace import RDF, RDFS, SH, XSD
 from .errors import DataError, ParseError, PatientInvalidError
 from .io import RawDocument, read_documents
 from .namespaces import BASE, MKG
-from .patient import NODE_PATHS, PatientDocument, patient_context, rdflib_term
+from .patient import NODE_PATHS, PRECHECK_ISSUES, PatientDocument, patient_context, rdflib_term
 from .precheck import _SAFE_IN_IDS, VIOLATION, WARNING, Issue, precheck
 from .resources import shapes_dir
 
@@ -1292,7 +1292,7 @@ def _patient_id(data: Any) -> str | None:
 
 
 def _validate_data(data: Any, run: _Run, *, source: str, position: int) -> ValidationReport:
-    """Pre-check a JSON/YAML mapping, convert the cleaned copy, run SHACL."""
+    """Pre-check a JSON/YAML mapping, convert its pre-checked copy, run SHACL."""
     issues, cleaned = precheck(data)
     patient = _patient_id(data)
     report = ValidationReport(patient=patient, source=source, position=position)
@@ -1305,9 +1305,11 @@ def _validate_data(data: Any, run: _Run, *, source: str, position: int) -> Valid
                 Violation(None, "id", "id is empty: give the patient a unique identifier, e.g. id: pt-017.",
                           VIOLATION, "precheck", "precheck", None)
             )
-        cleaned["id"] = f"document-{position}"  # validate the rest under a stand-in id
+    converted = data if patient is not None else {**data, "id": f"document-{position}"}  # a stand-in id
     try:
-        doc = PatientDocument.from_dict(cleaned, source=source, position=position)
+        # the conversion makes the graph from the pre-checked copy itself (not from ``cleaned``: its ids and
+        # codes are IRI-safe already, and would be encoded twice)
+        doc = PatientDocument.from_dict(converted, source=source, position=position)
     except DataError as exc:
         results.append(Violation(patient, "", exc.message, VIOLATION, "parse", type(exc).__name__, None))
         return _finish(report, results, run)
@@ -1322,11 +1324,16 @@ def _validate_document(doc: PatientDocument, run: _Run) -> ValidationReport:
     if doc.data is None:
         report = ValidationReport(patient=doc.id, source=doc.source, position=doc.position)
         return _finish(report, _located_results(doc, None, run), run)
-    issues, _ = precheck(doc.data)
-    if issues or NODE_PATHS not in doc.extra:
+    if _precheck_issues(doc) or NODE_PATHS not in doc.extra:
         return _validate_data(doc.data, run, source=doc.source, position=doc.position)
     report = ValidationReport(patient=doc.id, source=doc.source, position=doc.position)
     return _finish(report, _located_results(doc, doc.data, run), run)
+
+
+def _precheck_issues(doc: PatientDocument) -> Sequence[Issue]:
+    """The pre-check issues of a document converted from a mapping (kept by the conversion, else computed)."""
+    issues = doc.extra.get(PRECHECK_ISSUES)
+    return issues if issues is not None else precheck(doc.data)[0]
 
 
 def _located_results(doc: PatientDocument, data: dict[str, Any] | None, run: _Run) -> list[Violation]:
@@ -1791,10 +1798,8 @@ def _batch_doc(index: int, doc: Any) -> _BatchDoc | None:
     if not isinstance(doc, PatientDocument):
         return None
     data = doc.data
-    if data is not None:
-        issues, _ = precheck(data)
-        if issues or NODE_PATHS not in doc.extra:
-            return None
+    if data is not None and (_precheck_issues(doc) or NODE_PATHS not in doc.extra):
+        return None
     return _doc_item(index, doc, data, for_store=True)
 
 
