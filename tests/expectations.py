@@ -80,6 +80,9 @@ def check_recommendation(rec: Any, expected: dict[str, Any]) -> list[str]:
     for rule in expected.get("missing_rules_include", []) or []:
         if rule not in missing_rules:
             problems.append(f"missing-data notices lack rule {rule} (have {sorted(missing_rules)})")
+    for rule in expected.get("missing_rules_exclude", []) or []:
+        if rule in missing_rules:
+            problems.append(f"missing-data notices must not include rule {rule}")
     for rule in expected.get("actions_rules_include", []) or []:
         if rule not in action_rules:
             problems.append(f"actions lack rule {rule} (have {sorted(action_rules)})")
