@@ -241,7 +241,7 @@ class _Prepared:
     node_paths: dict[str, str]
     source: str
     position: int
-    issues: tuple[Issue, ...] = ()  # the pre-check's (myeloma_kg.precheck) of ``data``
+    issues: tuple[Issue, ...] = ()  # the pre-check issues (myeloma_kg.precheck) of ``data``
 
 
 def _prepare(data: Any, source: str, position: int) -> _Prepared:
@@ -267,8 +267,8 @@ def _prepare(data: Any, source: str, position: int) -> _Prepared:
         )
     pid = str(pid)
     issues, cleaned = precheck(data)
-    # The graph is made from the pre-checked copy (equal to the document when it has no issues): ids and
-    # codes IRI-safe, values a violation names left out. As written, a code such as "del 17p" or a drug id
+    # The graph is made from the pre-checked copy: ids and codes made IRI-safe, values a violation names
+    # left out (for a well-formed document, the document itself). As written, a code such as "del 17p" or a drug id
     # with a space around it expands to an ill-formed IRI, which a JSON-LD processor drops without a word:
     # validation would not see it and reasoning would go on without it.
     converted = _jsonable(cleaned) if isinstance(cleaned, dict) else data
