@@ -267,11 +267,11 @@ def _prepare(data: Any, source: str, position: int) -> _Prepared:
         )
     pid = str(pid)
     issues, cleaned = precheck(data)
-    # The graph is made from the pre-checked copy: ids and codes made IRI-safe, values a violation names
-    # left out (for a well-formed document, the document itself). As written, a code such as "del 17p" or a drug id
-    # with a space around it expands to an ill-formed IRI, which a JSON-LD processor drops without a word:
+    # The graph is made from the pre-checked copy: ids and codes made IRI-safe, values a violation names left
+    # out (for a well-formed document, the document itself). As written, a code such as "del 17p" or a drug
+    # id with a space around it expands to an ill-formed IRI, which a JSON-LD processor drops without a word:
     # validation would not see it and reasoning would go on without it.
-    converted = _jsonable(cleaned) if isinstance(cleaned, dict) else data
+    converted = cleaned if isinstance(cleaned, dict) else data  # JSON values in, JSON values out
     doc = {k: v for k, v in converted.items() if not k.startswith("@")}
     node_paths = _label_nodes(doc)
     doc["@context"] = patient_context()

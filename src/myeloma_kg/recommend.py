@@ -227,7 +227,7 @@ class Engine:
         # an option's refractory-drug cautions by its refractory drug IRIs, and its notice messages
         # (warnings, actions) by its content-triggered advice rows: many patients share them
         self._refractory_cautions: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._notice_messages: dict[tuple[tuple[str, str, str], ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._notice_messages: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     def advice_options(self, store: Any) -> dict[str, tuple[str, ...]]:
         """Content-triggered advice -> the options it concerns, sorted (``queries/api/advice-options.rq``;
@@ -442,14 +442,14 @@ class Engine:
         advice rows (memoised)."""
         if not rows:
             return (), ()
-        key = tuple((row["advice"], row["kind"], row["message"]) for row in rows)
+        key = tuple([row["advice"] for row in rows])  # an advice's kind and message are its own
         texts = self._notice_messages.get(key)
         if texts is None:
             if len(self._notice_messages) > 50_000:
                 self._notice_messages.clear()
             texts = self._notice_messages[key] = (
-                tuple(_unique(message for _, kind, message in key if kind == "warning")),
-                tuple(_unique(message for _, kind, message in key if kind == "action")))
+                tuple(_unique(row["message"] for row in rows if row["kind"] == "warning")),
+                tuple(_unique(row["message"] for row in rows if row["kind"] == "action")))
         return texts
 
     def _advice(self, advice: str) -> _AdviceText:
