@@ -16,14 +16,26 @@ from .recommend import Engine, Recommendation, default_engine, profile_iri
 
 _STATEMENTS_FOR_OPTION = """
 PREFIX mkg: <https://w3id.org/myeloma-kg/>
-SELECT DISTINCT ?stmt ?role ?situation ?minLines ?maxLines WHERE {
+SELECT DISTINCT ?stmt ?role ?situation ?minLines ?maxLines ?below ?atLeast ?novelAtLeast WHERE {
   ?stmt mkg:inProfile ?profile .
-  { ?stmt mkg:recommends ?option . BIND("recommendation" AS ?kind) }
-  UNION { ?stmt mkg:constrainsContent ?content . FILTER(?content = ?option || EXISTS { ?option a ?content }) }
+  # A constraint is about the regimen only when it can act on it: it names the regimen or a class the
+  # regimen belongs to, and does not exempt it (the link prepared with the knowledge base).
+  { ?stmt mkg:recommends ?option } UNION { ?stmt mkg:constrainedOption ?option }
   OPTIONAL { ?stmt mkg:minPriorLines ?minLines }
   OPTIONAL { ?stmt mkg:maxPriorLines ?maxLines }
+  OPTIONAL { ?stmt mkg:whenNewDrugsBelow ?below }
+  OPTIONAL { ?stmt mkg:whenNewDrugsAtLeast ?atLeast }
+  OPTIONAL { ?stmt mkg:whenNovelClassesAtLeast ?novelAtLeast }
   OPTIONAL { { ?stmt mkg:appliesWhen ?situation . BIND("when" AS ?role) }
              UNION { ?stmt mkg:appliesUnless ?situation . BIND("unless" AS ?role) } }
+}
+"""
+
+_OPTION_COUNTS = """
+PREFIX mkg: <https://w3id.org/myeloma-kg/>
+SELECT ?newDrugs ?novel WHERE {
+  ?assessment mkg:forPatient ?patient ; mkg:forOption ?option ;
+              mkg:newDrugCount ?newDrugs ; mkg:novelClassCount ?novel .
 }
 """
 
@@ -92,6 +104,16 @@ def explain(patient: Any, regimen: str, profile: str = "default", *, engine: Eng
     patient_classes = {t.object.value for t in store.quads_for_pattern(ox.NamedNode(doc.iri), ox.NamedNode(str(RDF.type)), None)}
     lines = rec.facts.prior_line_count
     query = with_values(_STATEMENTS_FOR_OPTION, {"profile": [IRI(profile_iri(profile))], "option": [IRI(option_iri)]})
+    counts = with_values(_OPTION_COUNTS, {"patient": [IRI(doc.iri)], "option": [IRI(option_iri)]})
+    count_row = next(iter(store.query(counts)), None)
+    new_drugs = int(count_row["newDrugs"].value) if count_row is not None else 0
+    novel = int(count_row["novel"].value) if count_row is not None else 0
+    # the R12 bounds of new-drug constraints, as conditions on this regimen's counts
+    bounds: dict[str, tuple[str, Any]] = {
+        "below": ("new drugs", lambda b: new_drugs < b, "fewer than", new_drugs),
+        "atLeast": ("new drugs", lambda b: new_drugs >= b, "at least", new_drugs),
+        "novelAtLeast": ("novel classes", lambda b: novel >= b and new_drugs >= b, "at least", novel),
+    }
     by_stmt: dict[str, StatementCheck] = {}
     for row in store.query(query):
         stmt = row["stmt"].value
@@ -114,6 +136,13 @@ def explain(patient: Any, regimen: str, profile: str = "default", *, engine: Eng
                 if cond not in check.conditions:
                     check.conditions.append(cond)
                 check.applies = check.applies and cmp(lines, bound)
+        for key, (what, test, phrase, actual) in bounds.items():
+            if row[key] is not None:
+                bound = int(row[key].value)
+                cond = {"role": "bound", "situation": f"{what} {actual}, needs {phrase} {bound} (R12)", "holds": test(bound)}
+                if cond not in check.conditions:
+                    check.conditions.append(cond)
+                check.applies = check.applies and test(bound)
     status = rec.strength_of(regimen) or "not recommended"
     checks = sorted(by_stmt.values(), key=lambda c: (not c.applies, c.rule, c.statement))
     return Explanation(regimen=regimen, label=cat.option(option_iri).label, status=status,
