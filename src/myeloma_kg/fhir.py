@@ -1297,8 +1297,10 @@ class _Importer:
                            f"line's drugs")
             line["drugs"] = items
             line["start"] = min(e.start for e in induction).isoformat()
-            if not any(e.ongoing for e in induction):
-                ends = [e.end for e in induction if e.end]
+            # The line's end is its last dose, maintenance included (the document contract): no end while any
+            # of its drugs, maintenance drugs too, is still given or has no recorded end.
+            if not any(e.ongoing for e in induction + maintenance) and all(e.end for e in maintenance):
+                ends = [e.end for e in induction + maintenance if e.end]
                 if ends:
                     line["end"] = max(ends).isoformat()
             progression = next((p for p in prog_days if p > g["start"] and (nxt is None or p <= nxt)), None)
