@@ -17,7 +17,8 @@ from myeloma_kg.recommend import recommend
 CASES_DIR = Path(__file__).parent / "cases"
 CASES = sorted(CASES_DIR.glob("*/*.yaml"))
 ENGINE_KEYS = {"options", "warnings_rules_include", "actions_rules_include", "strength_in", "no_offered_options",
-               "option_rules", "profiles", "warnings_rules_exclude", "actions_rules_exclude", "missing_rules_include"}
+               "option_rules", "profiles", "warnings_rules_exclude", "actions_rules_exclude", "missing_rules_include",
+               "missing_rules_exclude"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.parent.name}/{c.stem}" for c in CASES])
