@@ -263,6 +263,12 @@ def _check_scalar(value: Any, spec: Spec, path: str, issues: list[Issue]) -> Any
             if not text:
                 issues.append(Issue(path, f"{path} is empty: give {spec.example} or leave the field out.", value=value))
                 return None
+            if kind == "id" and text in _document_keys():
+                # JSON-LD would read such a value as the key it names (``id`` even as the @id keyword), so the
+                # error would quote a different value: say here what was written.
+                issues.append(Issue(path, f"{path} '{text}' is a key of the patient document format, not an id of the "
+                                          f"catalogue; write {spec.example}.", value=value))
+                return None
             return quote(text, safe=_SAFE_IN_IDS)
         return value
     if kind == "text":
@@ -271,6 +277,14 @@ def _check_scalar(value: Any, spec: Spec, path: str, issues: list[Issue]) -> Any
             return None
         return value
     return value
+
+
+@cache
+def _document_keys() -> frozenset[str]:
+    """Every key the patient JSON-LD context defines (a drug or regimen id must not be one of them)."""
+    from .patient import patient_context
+
+    return frozenset(key for key in patient_context() if not key.startswith("@"))
 
 
 def _check_any(value: Any, path: str, issues: list[Issue]) -> Any:
