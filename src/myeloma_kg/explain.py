@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +110,7 @@ def explain(patient: Any, regimen: str, profile: str = "default", *, engine: Eng
     new_drugs = int(count_row["newDrugs"].value) if count_row is not None else 0
     novel = int(count_row["novel"].value) if count_row is not None else 0
     # the R12 bounds of new-drug constraints, as conditions on this regimen's counts
-    bounds: dict[str, tuple[str, Any]] = {
+    bounds: dict[str, tuple[str, Callable[[int], bool], str, int]] = {
         "below": ("new drugs", lambda b: new_drugs < b, "fewer than", new_drugs),
         "atLeast": ("new drugs", lambda b: new_drugs >= b, "at least", new_drugs),
         "novelAtLeast": ("novel classes", lambda b: novel >= b and new_drugs >= b, "at least", novel),
