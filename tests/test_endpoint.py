@@ -213,7 +213,7 @@ def test_default_and_named_graph_uri(server) -> None:
     sw.addNamedGraph(graph)
     assert [b["g"]["value"] for b in sw.queryAndConvert()["results"]["bindings"]] == [graph]
     # the API rule queries run over KB + patient graph and find the patient's recommendations
-    rec_query = with_values(api_query("recommendations").text, {"profile": [IRI(MKG + "profile/default")]})
+    rec_query = api_query("recommendations").text
     sw = sparql(server, rec_query, JSON, POST)
     sw.addDefaultGraph(KB_GRAPH)
     sw.addDefaultGraph(graph)

@@ -178,8 +178,9 @@ def api_query(name: str) -> QueryFile:
 #: and :func:`myeloma_kg.facts.read_facts`). Those stores hold only the knowledge-base triples that these and
 #: the derivation rules can read; ``patient-graph`` and the explanation queries run on ``keep_store`` stores,
 #: which hold the whole knowledge base.
-BATCH_READERS = ("recommendations", "constraints", "advice", "advice-options", "option-assessments",
-                 "refractory-components", "situations", "patient-facts")
+BATCH_READERS = ("recommendations", "recommendation-details", "constraints", "constraint-details", "advice",
+                 "advice-details", "advice-options", "option-assessments", "refractory-components", "situations",
+                 "patient-facts")
 
 
 def batch_readers() -> tuple[QueryFile, ...]:

@@ -171,9 +171,12 @@ class Recommendation:
 
 
 # The columns of the API queries (queries/api) that the engine reads.
-_CONSTRAINT_COLUMNS = ("patient", "constraint", "option", "rank", "mode", "fromRank", "lists")
-_RECOMMENDATION_COLUMNS = ("patient", "rec", "option", "rank")
-_ADVICE_COLUMNS = ("patient", "advice", "kind", "message")
+_CONSTRAINT_COLUMNS = ("patient", "constraint", "option")
+_CONSTRAINT_DETAILS = ("rank", "mode", "fromRank", "lists")  # constraint-details.rq, per constraint
+_RECOMMENDATION_COLUMNS = ("patient", "rec")
+_RECOMMENDATION_DETAILS = ("option", "rank")  # recommendation-details.rq, per recommendation
+_ADVICE_COLUMNS = ("patient", "advice")
+_ADVICE_DETAILS = ("kind", "message")  # advice-details.rq, per advice
 _ASSESSMENT_COLUMNS = ("patient", "option", "newDrugs", "newClasses", "novelClasses")
 _REFRACTORY_COLUMNS = ("patient", "option", "drug")
 
@@ -224,6 +227,8 @@ class Engine:
         self._text_cache: dict[tuple[Any, ...], _OptionTexts] = {}
         self._advice_cache: dict[str, _AdviceText] = {}
         self._advice_options: dict[str, tuple[str, ...]] | None = None
+        # knowledge-base-only reads, by (query name, profile, key column, columns): statement -> its rows
+        self._details: dict[tuple[Any, ...], dict[str, list[tuple[str, ...]]]] = {}
         # an option's refractory-drug cautions by its refractory drug IRIs, and its notice messages
         # (warnings, actions) by its content-triggered advice rows: many patients share them
         self._refractory_cautions: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -244,6 +249,23 @@ class Engine:
             self._advice_options = {a: tuple(sorted(set(o))) for a, o in found.items()}
         return self._advice_options
 
+    def details(self, store: Any, name: str, profile: str, key: str,
+                columns: tuple[str, ...]) -> dict[str, list[tuple[str, ...]]]:
+        """A knowledge-base-only query's rows by their ``key`` column, the ``columns`` as strings (unbound as
+        ""), in the store's order; read once per engine and profile (every store holds the same knowledge
+        base)."""
+        cache_key = (name, profile, key, columns)
+        found = self._details.get(cache_key)
+        if found is None:
+            solutions = store.query(_bound_query(name, (("profile", (IRI(profile_iri(profile)),)),)))
+            at_key, *at = positions(solutions, key, *columns)
+            grouped: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+            for solution in solutions:
+                grouped[solution[at_key].value].append(
+                    tuple([term.value if (term := solution[i]) is not None else "" for i in at]))
+            found = self._details[cache_key] = dict(grouped)
+        return found
+
     def run(self, documents: Sequence[PatientDocument], profile: str = "default", *,
             keep_store: bool = False) -> tuple[list[Recommendation], ox.Store | None]:
         """Derive and recommend for every document; results come back in input order.
@@ -251,21 +273,24 @@ class Engine:
         :param keep_store: also return a private store holding the derived graph (for ``--format ttl``
             and explanations); otherwise the reasoner's shared store is used and cleaned afterwards.
         """
-        subs = {"profile": [IRI(profile_iri(profile))]}
+        profile_iri(profile)  # an unknown profile fails here, before any work
         if keep_store:
             store = self.reasoner.new_store()
             added = self.reasoner.add_patients(store, [d.quads for d in documents])
             self.reasoner.derive(store, self.reasoner.present_predicates(added))
-            return self._results(store, documents, profile, subs), store
+            return self._results(store, documents, profile), store
         with self.reasoner.batch([d.quads for d in documents]) as store:
-            return self._results(store, documents, profile, subs), None
+            return self._results(store, documents, profile), None
 
-    def _results(self, store: ox.Store, documents: Sequence[PatientDocument], profile: str,
-                 subs: dict[str, list[object]]) -> list[Recommendation]:
+    def _results(self, store: ox.Store, documents: Sequence[PatientDocument], profile: str) -> list[Recommendation]:
+        rec_details = self.details(store, "recommendation-details", profile, "rec", _RECOMMENDATION_DETAILS)
+        advice_details = self.details(store, "advice-details", profile, "advice", _ADVICE_DETAILS)
+        constraint_details = self.details(store, "constraint-details", profile, "constraint", _CONSTRAINT_DETAILS)
         reads: list[Callable[[], Any]] = [
-            partial(_rows, store, "constraints", subs, _CONSTRAINT_COLUMNS),
-            partial(_rows, store, "recommendations", subs, _RECOMMENDATION_COLUMNS),
-            partial(_rows, store, "advice", subs, _ADVICE_COLUMNS),
+            partial(_rows, store, "constraints", {}, _CONSTRAINT_COLUMNS, (constraint_details, _CONSTRAINT_DETAILS)),
+            partial(_rows, store, "recommendations", {}, _RECOMMENDATION_COLUMNS,
+                    (rec_details, _RECOMMENDATION_DETAILS)),
+            partial(_rows, store, "advice", {}, _ADVICE_COLUMNS, (advice_details, _ADVICE_DETAILS)),
             partial(_rows, store, "option-assessments", {}, _ASSESSMENT_COLUMNS),
             partial(_rows, store, "refractory-components", {}, _REFRACTORY_COLUMNS),
             partial(read_facts, store, list(documents)),
@@ -503,24 +528,40 @@ def _bound_query(name: str, bindings: tuple[tuple[str, tuple[object, ...]], ...]
 
 
 def _rows(store: ox.Store, name: str, substitutions: dict[str, list[object]],
-          columns: tuple[str, ...]) -> dict[str, list[dict[str, str | None]]]:
+          columns: tuple[str, ...],
+          details: tuple[dict[str, list[tuple[str, ...]]], tuple[str, ...]] | None = None,
+          ) -> dict[str, list[dict[str, str | None]]]:
     """Run an API query and group its rows by patient IRI: the ``columns`` (which include ``patient``) as
     plain strings, None when unbound.
 
     Only the columns the engine reads are taken from each row: pyoxigraph makes a Python object for every
     value read. The others are functions of these (a statement's rule id, an assessment's fourth count), so
     the rows stay distinct.
+
+    :param details: knowledge-base rows by the value of the query's second column (a statement), with their
+        column names (:meth:`Engine.details`): each query row becomes one row per detail row of its
+        statement, with those columns added (a statement without details, e.g. outside the profile, gives
+        none).
     """
     result = store.query(_bound_query(name, tuple((k, tuple(v)) for k, v in substitutions.items())))
     at = positions(result, *columns)
     patient = columns.index("patient")
+    grouped: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    if details is None:
+        for solution in result:
+            values = tuple([term.value if (term := solution[i]) is not None else "" for i in at])
+            grouped[values[patient]].append(values)
+    else:
+        by_statement, detail_columns = details
+        for solution in result:
+            values = tuple([term.value if (term := solution[i]) is not None else "" for i in at])
+            rows = grouped[values[patient]]
+            for extra in by_statement.get(values[1], ()):
+                rows.append(values + extra)
+        columns = columns + detail_columns
     # Stores return rows in different orders; sorting (by the values in column-name order, unbound as "")
     # keeps output identical across stores.
     order = itemgetter(*sorted(range(len(columns)), key=columns.__getitem__))
-    grouped: dict[str, list[tuple[str, ...]]] = defaultdict(list)
-    for solution in result:
-        values = tuple([term.value if (term := solution[i]) is not None else "" for i in at])
-        grouped[values[patient]].append(values)
     out: dict[str, list[dict[str, str | None]]] = {}
     for key, rows in grouped.items():
         rows.sort(key=order)
