@@ -10,6 +10,10 @@ Python orchestrates; the clinical logic is data and queries:
   refractoriness, biomarker) that cap — or for retreatment raise — an option's strength;
 * ``queries/api/advice.rq`` selects warnings, actions and missing-data notices.
 
+Those three select only what depends on the patient (which statements apply to whom, and which options a
+constraint hits); what each statement says in a profile (option, strength, rule, message) is knowledge base
+only, read once per engine by the ``*-details.rq`` queries (:meth:`Engine.details`).
+
 Combining them is generic: an option's strength is the highest strength any applicable
 recommendation gives it, raised by applicable raises when already offered, then capped by the
 lowest applicable cap ("the lower strength wins and both reasons are returned", R22).
