@@ -183,12 +183,8 @@ def baseline_kb() -> Any:
     from myeloma_kg.reason import _prepare_kb
 
     kb = load_kb_graph()
-    closed = owl_rl_closure(kb)
-    plain = set(closed)
-    _prepare_kb(closed)  # adds the prepared triples to ``closed``
-    for triple in closed:
-        if triple not in plain:
-            kb.add(triple)
+    for triple in _prepare_kb(owl_rl_closure(kb)):
+        kb.add(triple)
     return kb
 
 

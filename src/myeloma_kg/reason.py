@@ -149,13 +149,18 @@ def _build_knowledge_template() -> KnowledgeTemplate:
     return KnowledgeTemplate(ntriples=ntriples, tbox=tuple(tbox))
 
 
-def _prepare_kb(closed: Graph) -> None:
-    """Run the knowledge-base preparation queries (``queries/prepare-kb``) and add their triples."""
+def _prepare_kb(closed: Graph) -> list[tuple[Any, Any, Any]]:
+    """Run the knowledge-base preparation queries (``queries/prepare-kb``) on the closed knowledge base, add
+    their triples to it and return them (the benchmark's baseline adds them to the asserted knowledge base)."""
     store = ox.Store()
     store.extend(ox.Quad(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in closed)
+    prepared: list[tuple[Any, Any, Any]] = []
     for path in sorted((queries_dir() / "prepare-kb").glob("*.rq")):
         for t in store.query(path.read_text(encoding="utf-8")):
-            closed.add((to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object)))
+            triple = (to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object))
+            prepared.append(triple)
+            closed.add(triple)
+    return prepared
 
 
 def _slim_tbox(asserted: Graph, closed: Graph) -> list[tuple[object, object, object]]:
