@@ -60,9 +60,11 @@ def test_skipping_waves_and_pruned_stores_give_the_reference_answers() -> None:
     cases = [_case_patient(p) for p in sorted(RULE_CASES.glob("*/*.yaml"))]  # every rule's edges
     synthetic = [PatientDocument.from_dict(d) for d in generate(30, seed=11)]
     reference, scheduled = _reference_engine(), Engine(reasoner=Reasoner())
+    threaded = Engine(reasoner=Reasoner(concurrent=True))  # waves and reads on threads
     for doc in vignettes + cases + synthetic:
         expected = reference.run([doc])[0][0].to_dict()
         assert scheduled.run([doc])[0][0].to_dict() == expected, doc.id
+        assert threaded.run([doc])[0][0].to_dict() == expected, doc.id
     for doc in vignettes:  # the private store of --format ttl
         expected = reference.run([doc])[0][0].to_dict()
         assert scheduled.run([doc], keep_store=True)[0][0].to_dict() == expected, doc.id

@@ -279,7 +279,7 @@ class Reasoner:
 
     def __init__(self, template: KnowledgeTemplate | None = None,
                  queries: Iterable[QueryFile] | None = None, store: Any | None = None,
-                 classifier: str = "compiled", *, skip_unmatchable: bool = True, concurrent: bool = True,
+                 classifier: str = "compiled", *, skip_unmatchable: bool = True, concurrent: bool = False,
                  readers: Iterable[QueryFile] | None = None, prune_kb: bool = True) -> None:
         """:param store: a store that already holds the knowledge base and its closure, to reason in
             instead of a private in-memory one — any object with pyoxigraph's ``query``, ``extend``,
@@ -288,8 +288,11 @@ class Reasoner:
             ``reasonable`` (the general OWL 2 RL reasoner; same classes, ~17 ms more per call).
         :param skip_unmatchable: in a private store, skip the rules whose mandatory patterns need a
             predicate no triple has (see :meth:`derive`); the results are the same either way.
-        :param concurrent: run the rules of a wave (:func:`schedule`) on several threads for small
-            batches in the kept store (:mod:`myeloma_kg.concurrency`); the results are the same.
+        :param concurrent: run the rules of a wave (:func:`schedule`), and the engine's read queries, on
+            several threads for small batches in the kept store (:mod:`myeloma_kg.concurrency`); the
+            results are the same. Off by default: pyoxigraph takes the GIL back for every row it hands
+            over, so the threads mostly wait for each other (measured on 2 cores: no faster, ~35 % more
+            CPU, and slower beside the validation helper process of :mod:`myeloma_kg.offload`).
         :param readers: the queries that will read the stores :meth:`batch` yields, besides the derivation
             rules (default: :func:`myeloma_kg.queries.batch_readers`). Those stores hold only the
             knowledge-base triples whose predicate one of them, a rule or the classification reads

@@ -299,11 +299,12 @@ class Engine:
             partial(_rows, store, "refractory-components", {}, _REFRACTORY_COLUMNS),
             partial(read_facts, store, list(documents)),
         ]
-        # A few patients (the interactive case): the read-only queries overlap on several threads. A cohort
-        # batch runs them one by one (its worker processes already keep every core busy).
-        small = len(documents) < self.reasoner.FRESH_STORE_MIN and isinstance(store, ox.Store)
+        # The read-only queries overlap on threads only for a few patients and a reasoner asked to be
+        # concurrent (see Reasoner's ``concurrent``); a cohort batch's worker processes keep every core busy.
+        threaded = (self.reasoner.concurrent and len(documents) < self.reasoner.FRESH_STORE_MIN
+                    and isinstance(store, ox.Store))
         constraints, recs, advice, assessments, refractory, facts = (
-            run_all(reads) if small else [read() for read in reads])
+            run_all(reads) if threaded else [read() for read in reads])
         advice_options = self.advice_options(store)
         return [
             self._assemble(doc, profile, facts[doc.id], recs.get(doc.iri, []), constraints.get(doc.iri, []),
@@ -624,8 +625,9 @@ def recommend_validated(patient: Any, profile: str = "default", *,
     """Validate one patient and recommend for it: the report, and the recommendation when the document
     conforms (None otherwise).
 
-    Validation runs on a helper thread while the engine reasons (:mod:`myeloma_kg.concurrency`), so the
-    pair costs little more than the longer of the two. The report decides: when the document does not
+    Validation runs beside the engine: on a helper thread (:mod:`myeloma_kg.concurrency`), and from a
+    process's second call on in a helper process (:mod:`myeloma_kg.offload`), where it truly overlaps
+    with reasoning, so the pair costs little more than the longer of the two. The report decides: when the document does not
     conform, whatever the engine made of it (even an error) is dropped.
 
     >>> from myeloma_kg.validate import EXAMPLES_DIR
@@ -637,7 +639,7 @@ def recommend_validated(patient: Any, profile: str = "default", *,
 
     doc = load_patient(patient)
     doc.quads  # noqa: B018 -- built here, not by both threads at once
-    pending = submit(validate, doc)
+    pending = _submit_validation(doc)
     if pending is None:  # single-threaded: reason only about a conforming document
         report = validate(doc)
         return report, (engine or default_engine()).run([doc], profile)[0][0] if report.conforms else None
@@ -652,6 +654,18 @@ def recommend_validated(patient: Any, profile: str = "default", *,
     if failure is not None:
         raise failure
     return report, rec
+
+
+def _submit_validation(doc: PatientDocument) -> Any:
+    """Start validating a document beside the engine: in the helper process once a process asks for
+    validated recommendations repeatedly (:mod:`myeloma_kg.offload`), else on a helper thread; None when
+    runs are single-threaded."""
+    from .offload import helper
+    from .validate import validate
+
+    process = helper()
+    pending = process.submit(doc) if process is not None else None
+    return pending if pending is not None else submit(validate, doc)
 
 
 def recommend_patient(kb: object, patient: Any, profile: str = "default") -> Recommendation:
