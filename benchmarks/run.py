@@ -790,9 +790,8 @@ def summarize(report: dict[str, Any]) -> list[dict[str, Any]]:
     if base_ok:
         row(f"(a) textbook baseline ({base['patients']} patients)", f"{base_s:.1f} s/patient",
             f"{base_rate:.3f} patients/s", None)
-        # rdflib's SPARQL cannot compare a date difference with a duration (R6, R9, R18: see the README's
-        # store requirements), so its refractoriness, and the recommendations after it, may differ
-        row("(a) baseline recommendations equal to the engine's (rdflib: no date-difference windows)",
+        # the same rule files on rdflib: plain SPARQL 1.1 since the day numbers of queries/prepare (session 14)
+        row("(a) baseline recommendations equal to the engine's",
             f"{base.get('same_recommendations_as_engine', 0)} of {base['patients']}", "", None)
     warm = s.get("warm", {})
     if warm.get("status") == "ok":
