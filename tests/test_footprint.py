@@ -118,3 +118,13 @@ def test_the_rule_files_run_in_waves_that_do_not_feed_themselves() -> None:
 def test_footprints_are_cached_by_text(text: str) -> None:
     query = QueryFile(path=Path("x.rq"), text=text)
     assert query_footprints([query]) == (footprint(text),)
+
+
+def test_required_classes_are_those_of_mandatory_type_patterns() -> None:
+    fp = footprint(f"""PREFIX : <{X}>
+    CONSTRUCT {{ ?p a :Flagged }} WHERE {{ ?p a :Patient , :Donor . OPTIONAL {{ ?p a :Frail }}
+      {{ ?p a :HighRisk }} UNION {{ ?p a :HighRisk , :Young }} FILTER NOT EXISTS {{ ?p a :Excluded }} }}""")
+    assert _names(fp.required_classes) == {"Patient", "Donor", "HighRisk"}
+    assert fp.can_match({RDF_TYPE}, {X + "Patient", X + "Donor", X + "HighRisk"})
+    assert not fp.can_match({RDF_TYPE}, {X + "Patient", X + "HighRisk"})  # the edge: one class missing
+    assert fp.can_match({RDF_TYPE})  # no classes known: predicates alone decide

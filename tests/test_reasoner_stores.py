@@ -119,3 +119,23 @@ def test_an_external_store_runs_every_rule() -> None:
     assert Reasoner(skip_unmatchable=False).present_predicates([]) is None
     external = Reasoner(store=reasoner.new_store())  # may hold more than the knowledge base
     assert external.present_predicates([]) is None
+
+
+def test_a_rule_needing_a_class_nobody_has_is_skipped() -> None:
+    """R36 reads patients classified with a donor and high-risk cytogenetics: without a donor it cannot fire,
+    so it is not run; with one it is (and with skipping off it always is). The answers are the reference's
+    (test_skipping_waves_and_pruned_stores_give_the_reference_answers runs every rule case)."""
+    import yaml
+
+    from myeloma_kg.patient import PatientDocument
+
+    case = yaml.safe_load((RULE_CASES / "R36" / "age-65-consider.yaml").read_text(encoding="utf-8"))["patient"]
+    with_donor = PatientDocument.from_dict(case)
+    without_donor = PatientDocument.from_dict(dict(case, id="r36-no-donor", donorAvailable=False))
+    reasoner = Reasoner()
+    assert "R36" in _rules_run(reasoner, with_donor)
+    assert "R36" not in _rules_run(reasoner, without_donor)
+    assert "R36" in _rules_run(Reasoner(skip_unmatchable=False), without_donor)
+    reference = _reference_engine()
+    for doc in (with_donor, without_donor):
+        assert Engine(reasoner=reasoner).run([doc])[0][0].to_dict() == reference.run([doc])[0][0].to_dict()

@@ -40,6 +40,8 @@ class Footprint:
     :param writes: the predicates of the CONSTRUCT template (:data:`ANY` for a variable predicate).
     :param write_classes: the classes the template asserts; for a class variable, the IRIs its VALUES
         tables and BINDs (an ``IF`` or ``COALESCE`` of IRIs) can give, or :data:`ANY`.
+    :param required_classes: the classes of the ``rdf:type`` patterns every solution must match (in the
+        same places as ``required``): with no member of one of them in the store, the query has no solution.
     """
 
     required: frozenset[str]
@@ -47,11 +49,13 @@ class Footprint:
     read_classes: frozenset[str]
     writes: frozenset[str]
     write_classes: frozenset[str]
+    required_classes: frozenset[str] = frozenset()
 
-    def can_match(self, present: frozenset[str] | set[str]) -> bool:
+    def can_match(self, present: frozenset[str] | set[str],
+                  classes: frozenset[str] | set[str] | None = None) -> bool:
         """Whether the query can have a solution in a store whose triples use only the ``present``
-        predicates."""
-        return self.required <= present
+        predicates and, when ``classes`` is given, assert membership of only those classes."""
+        return self.required <= present and (classes is None or self.required_classes <= classes)
 
     def feeds(self, other: Footprint) -> bool:
         """Whether something this query writes may be read by ``other`` (so that their order matters)."""
@@ -98,7 +102,7 @@ def footprint(text: str) -> Footprint:
         if predicate == RDF_TYPE:
             write_classes.update(_class_values(algebra, o))
     return Footprint(frozenset(_required(algebra)), frozenset(reads), frozenset(read_classes),
-                     frozenset(writes), frozenset(write_classes))
+                     frozenset(writes), frozenset(write_classes), frozenset(_required(algebra, classes=True)))
 
 
 # ---------------------------------------------------------------- the algebra walk
@@ -200,8 +204,9 @@ def _joined_values(leaves: list[Any]) -> dict[Any, list[str]]:
     return found
 
 
-def _required(node: Any) -> set[str]:
-    """Predicates every solution of ``node`` must match (an under-approximation: when unsure, fewer)."""
+def _required(node: Any, classes: bool = False) -> set[str]:
+    """Predicates every solution of ``node`` must match, or with ``classes`` the classes of the
+    ``rdf:type`` patterns it must match (an under-approximation: when unsure, fewer)."""
     from rdflib.paths import SequencePath
     from rdflib.plugins.sparql.parserutils import CompValue
 
@@ -210,22 +215,25 @@ def _required(node: Any) -> set[str]:
     name = node.name
     if name == "BGP":
         found: set[str] = set()
-        for _, p, _ in node.triples:
-            if _iri(p):
+        for _, p, o in node.triples:
+            if classes:
+                if _iri(p) == RDF_TYPE and _iri(o):
+                    found.add(str(o))
+            elif _iri(p):
                 found.add(str(p))
             elif isinstance(p, SequencePath) and all(_iri(step) for step in p.args):
                 found.update(str(step) for step in p.args)  # each step must match a triple
         return found
     if name == "Join":
-        return _required(node.p1) | _required(node.p2)
+        return _required(node.p1, classes) | _required(node.p2, classes)
     if name in ("LeftJoin", "Minus"):
-        return _required(node.p1)
+        return _required(node.p1, classes)
     if name == "Union":
-        return _required(node.p1) & _required(node.p2)
+        return _required(node.p1, classes) & _required(node.p2, classes)
     if name == "Group":  # without GROUP BY an aggregate has one row even over no solutions
-        return _required(node.p) if node.get("expr") else set()
+        return _required(node.p, classes) if node.get("expr") else set()
     if name in _PASS_THROUGH:
-        return _required(node.get("p"))
+        return _required(node.get("p"), classes)
     return set()  # VALUES, GRAPH, SERVICE ...: nothing is certain
 
 

@@ -109,6 +109,17 @@ class KnowledgeTemplate:
             object.__setattr__(self, "_predicates", found)
         return found
 
+    @property
+    def classes(self) -> frozenset[str]:
+        """The classes the knowledge base's triples (asserted and closed) give members (rdf:type objects)."""
+        found = self.__dict__.get("_classes")
+        if found is None:
+            marker = f" <{RDF.type}> <".encode()
+            found = frozenset(line.split(marker, 1)[1].rsplit(b">", 1)[0].decode("utf-8")
+                              for line in self.ntriples.splitlines() if marker in line)
+            object.__setattr__(self, "_classes", found)
+        return found
+
     def quads(self, predicates: frozenset[str]) -> list[ox.Quad]:
         """The knowledge base's triples whose predicate is one of ``predicates``, as pyoxigraph quads (made
         once per predicate set, then kept)."""
@@ -392,7 +403,7 @@ class Reasoner:
         if self._external is None and len(patients) >= self.FRESH_STORE_MIN:
             store = self.batch_store()
             added = self.add_patients(store, patients)
-            self.derive(store, self.present_predicates(added))
+            self.derive(store, self.present_predicates(added), self.present_classes(added))
             yield store
             return
         if self._external is not None:
@@ -405,7 +416,7 @@ class Reasoner:
         self._journal = []
         try:
             added = self.add_patients(store, patients)
-            self.derive(store, self.present_predicates(added))
+            self.derive(store, self.present_predicates(added), self.present_classes(added))
             yield store
         finally:
             for quad in self._journal:
@@ -420,34 +431,52 @@ class Reasoner:
             return None
         return self.template.predicates.union({q.predicate.value for q in patient_quads})
 
+    def present_classes(self, patient_quads: Iterable[ox.Quad]) -> frozenset[str] | None:
+        """The classes with members in a private store holding the knowledge base and these patient quads
+        (for :meth:`derive`); None under the same conditions as :meth:`present_predicates`."""
+        if not self.skip_unmatchable or self._external is not None:
+            return None
+        rdf_type = str(RDF.type)
+        return self.template.classes.union({q.object.value for q in patient_quads if q.predicate.value == rdf_type})
+
     def stages(self) -> list[tuple[int, list[Wave]]]:
         """The derivation queries by stage and wave (:func:`schedule`), computed once."""
         if self._stages is None:
             self._stages = schedule(self.queries, self._footprints()[: len(self.queries)])
         return self._stages
 
-    def derive(self, store: Any, present: frozenset[str] | None = None) -> None:
+    def derive(self, store: Any, present: frozenset[str] | None = None,
+               classes: frozenset[str] | None = None) -> None:
         """Run every derivation stage and the OWL classification over all patients in ``store``.
 
         :param present: every predicate the store's triples use, when known (:meth:`present_predicates`):
             a rule whose mandatory patterns need another one cannot produce anything and is skipped
             (e.g. the laboratory rules for patients without laboratory values). Each rule that runs
             adds what its template can write. None runs every rule.
+        :param classes: likewise, every class with a member in the store (:meth:`present_classes`): a rule
+            whose mandatory ``rdf:type`` patterns need another class is skipped (R36 needs a patient with a
+            donor and high-risk cytogenetics). Each rule adds the classes its template can assert, the
+            classification the classes it found. None skips on predicates alone.
         """
-        known = present
+        known, known_classes = present, classes if present is not None else None
         classified = False
         for stage, waves in self.stages():
             if stage > CLASSIFY_AFTER_STAGE and not classified:
-                self.classify(store)
+                found = self._classify(store)
+                if known_classes is not None:
+                    known_classes = known_classes | {c.value for _, c in found}
                 classified = True
             for wave in waves:
-                runnable = [(q, fp) for q, fp in wave if known is None or fp.can_match(known)]
+                runnable = [(q, fp) for q, fp in wave if known is None or fp.can_match(known, known_classes)]
                 self._run_wave(store, [q for q, _ in runnable])
                 if known is not None:
                     written = frozenset().union(*(fp.writes for _, fp in runnable))
                     known = None if ANY in written else known | written
+                if known_classes is not None:
+                    asserted = frozenset().union(*(fp.write_classes for _, fp in runnable))
+                    known_classes = None if known is None or ANY in asserted else known_classes | asserted
         if not classified:
-            self.classify(store)
+            self._classify(store)
 
     def _run_wave(self, store: Any, queries: list[QueryFile]) -> None:
         """Run rules that do not read each other's output: together on several threads in the kept store
@@ -502,6 +531,10 @@ class Reasoner:
 
         :returns: the number of rdf:type triples added.
         """
+        return len(self._classify(store))
+
+    def _classify(self, store: Any) -> list[tuple[Any, Any]]:
+        """:meth:`classify`, giving the (subject, class) pairs it found (pyoxigraph terms)."""
         relevant = self.template.classifying_predicates
         facts = [(t.subject, t.predicate, t.object)
                  for t in store.query(_CLASSIFICATION_INPUT) if t.predicate.value in relevant]
@@ -509,7 +542,8 @@ class Reasoner:
             found = self._compiled.classify(facts)
         else:
             found = classify_with_reasonable(self.template.tbox, facts)
-        return len(self._add(store, [ox.Quad(s, _RDF_TYPE, c) for s, c in found]))
+        self._add(store, [ox.Quad(s, _RDF_TYPE, c) for s, c in found])
+        return found
 
 
 def classify_with_reasonable(tbox: Iterable[tuple[object, object, object]],

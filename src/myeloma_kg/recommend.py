@@ -281,7 +281,7 @@ class Engine:
         if keep_store:
             store = self.reasoner.new_store()
             added = self.reasoner.add_patients(store, [d.quads for d in documents])
-            self.reasoner.derive(store, self.reasoner.present_predicates(added))
+            self.reasoner.derive(store, self.reasoner.present_predicates(added), self.reasoner.present_classes(added))
             return self._results(store, documents, profile), store
         with self.reasoner.batch([d.quads for d in documents]) as store:
             return self._results(store, documents, profile), None
