@@ -87,6 +87,7 @@ class ValidationProcess:
         self._conn = Connection(ours.detach())
         self._owner = os.getpid()
         self._ready = False
+        self._handshake = threading.Lock()
         self._busy = threading.Lock()
 
     @property
@@ -96,23 +97,18 @@ class ValidationProcess:
 
     def ready(self) -> bool:
         """Whether the helper is warm and takes documents (never blocks)."""
-        if not self._ready and self.alive:
-            try:
-                if self._conn.poll():
-                    self._ready = self._conn.recv() == "ready"
-            except (EOFError, OSError):
-                self.stop()
-        return self._ready and self.alive
+        return self.wait_ready(0.0)
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the helper to be warm."""
+        """Wait up to ``timeout`` seconds for the helper to be warm; whether it is."""
         if not self._ready and self.alive:
-            try:
-                if self._conn.poll(timeout):
-                    self._ready = self._conn.recv() == "ready"
-            except (EOFError, OSError):
-                self.stop()
-        return self.ready()
+            with self._handshake:  # one thread reads the helper's "ready"
+                try:
+                    if not self._ready and self._conn.poll(timeout):
+                        self._ready = self._conn.recv() == "ready"
+                except (EOFError, OSError):
+                    self.stop()
+        return self._ready and self.alive
 
     def submit(self, doc: PatientDocument) -> PendingReport | None:
         """Send a document converted from a mapping to the helper; None when the helper is not ready, busy
