@@ -256,7 +256,10 @@ def _serve(fd: int) -> None:
     from .validate import EXAMPLES_DIR, validate
 
     conn = Connection(fd)
-    validate(EXAMPLES_DIR / "pt-017.yaml")  # loads the shapes, the knowledge base's types and pyrudof
+    try:  # loads the shapes, the knowledge base's types and pyrudof before the first document
+        validate(EXAMPLES_DIR / "pt-017.yaml")
+    except Exception:  # noqa: BLE001 -- a failed warm-up only makes the first document slower
+        pass
     conn.send("ready")
     while True:
         try:
