@@ -30,3 +30,24 @@ def test_baseline_kb_holds_the_prepared_statement_bounds() -> None:
     assert any(True for _ in kb.triples((None, MKG.constrainedOption, None)))
     # the closure itself is left to the baseline (owlrl per patient): no inferred owl:Thing typing added
     assert not any(True for _ in kb.triples((MKG.Recommendation, None, MKG.Recommendation)))
+
+
+def _endpoint_report(p95: float, errors: int) -> dict:
+    block = {"requests": 100, "throughput_per_s": 10.0, "p50_ms": 4.0, "p95_ms": p95, "p99_ms": p95, "max_ms": p95,
+             "errors": errors, "error_statuses": {}}
+    stage = {"status": "ok", "settings": {"clients": 32, "server_workers": 2},
+             "summary": {"overall": dict(block), "by_kind": {"query": dict(block), "recommend": dict(block, p50_ms=900.0)}}}
+    return {"stages": {"endpoint": stage}}
+
+
+def test_the_endpoint_rows_judge_the_rule_queries_by_issue_5s_target() -> None:
+    run = _run_module()
+
+    def rows(p95: float, errors: int) -> dict[str, dict]:
+        return {r["figure"].split(" (")[0]: r for r in run.summarize(_endpoint_report(p95, errors))}
+
+    met = rows(99.0, 0)["(f) SPARQL endpoint, rule queries p50 / p95"]
+    assert met["met"] == "yes" and met["value"].startswith("4 / 99 ms")
+    assert rows(100.0, 0)["(f) SPARQL endpoint, rule queries p50 / p95"]["met"] == "no"  # the edge: not under 100
+    assert rows(20.0, 1)["(f) SPARQL endpoint, rule queries p50 / p95"]["met"] == "no"  # any error fails it
+    assert "(f) SPARQL endpoint, POST /recommend p50 / p95" in rows(20.0, 0)

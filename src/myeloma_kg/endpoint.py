@@ -452,14 +452,18 @@ def run_recommend(engine: Any, body: bytes, profile: str) -> Reply:
     if not isinstance(data, dict):
         return _json(400, {"error": "the patient document must be a JSON object"})
     try:
-        report = validate(data)
-        if not report.conforms:
+        try:
+            doc: PatientDocument | None = PatientDocument.from_dict(data)
+        except DataError:
+            doc = None  # validate() reports why the document cannot be converted
+        report = validate(doc if doc is not None else data)  # converted once: validation reuses the graph
+        if not report.conforms or doc is None:
             return _json(400, {"error": "invalid patient document", "report": report.to_dict()})
-        doc = PatientDocument.from_dict(data)
         results, _ = engine.run([doc], profile)
     except DataError as exc:
         return _json(400, {"error": str(exc), "details": exc.to_dict()})
-    return _json(200, results[0].to_dict())
+    # orjson writes the text json.dumps(indent=2, ensure_ascii=False) writes, ~15x faster (Recommendation.to_json)
+    return 200, "application/json", results[0].to_json().encode("utf-8"), {}
 
 
 _WARM_UP = {"id": "warm-up", "assessmentDate": "2026-01-01", "lines": [
