@@ -1,9 +1,11 @@
 """Running independent steps of one patient's run on several threads.
 
-Oxigraph and pyrudof release the GIL while they parse, plan and evaluate, which is most of a single
-patient's time, so the steps that do not depend on each other (validation and reasoning, the rules of
-one stage, the API queries) overlap on a multi-core machine. Cohort runs do not use this: their worker
-processes already keep every core busy.
+Oxigraph and pyrudof release the GIL while they parse, plan and evaluate, but pyoxigraph also takes it back
+for every row and triple it hands over, so two busy threads mostly wait for each other (session 14: validation
+on a thread beside the engine saved ~0 ms). What uses the threads now: validation beside reasoning for a
+process's first validated recommendation (later ones validate in the helper process of
+:mod:`myeloma_kg.offload`), and a reasoner asked to be concurrent (``Reasoner(concurrent=True)``: the rules
+of a wave and the API queries). Cohort runs do not use this: their worker processes keep every core busy.
 
 ``MYELOMA_KG_THREADS`` sets the number of threads (default: 2, or 1 on a single-core machine; 1 runs
 everything in the calling thread).
