@@ -186,7 +186,8 @@ class PendingReport:
 
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"owner": None, "calls": 0, "starts": 0, "helper": None}
+# a forked child resets this (_forget_in_forked_child): its count and helper are its own
+_state: dict[str, Any] = {"calls": 0, "starts": 0, "helper": None}
 
 
 def helper() -> ValidationProcess | None:
@@ -195,8 +196,6 @@ def helper() -> ValidationProcess | None:
     if not enabled():
         return None
     with _lock:
-        if _state["owner"] != os.getpid():  # a forked child starts its own count and helper
-            _state.update(owner=os.getpid(), calls=0, starts=0, helper=None)
         _state["calls"] += 1
         current: ValidationProcess | None = _state["helper"]
         if current is not None and current.alive:
@@ -217,15 +216,13 @@ def helper() -> ValidationProcess | None:
 def wait_for_helper(timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for this process's helper, if one was started, to be warm; whether it
     is (for a caller that wants its next calls measured or served at full speed)."""
-    current: ValidationProcess | None = _state["helper"] if _state["owner"] == os.getpid() else None
+    current: ValidationProcess | None = _state["helper"]
     return current is not None and current.wait_ready(timeout)
 
 
 def stop_helper() -> None:
     """Stop this process's helper, if any (a later call may start another)."""
     with _lock:
-        if _state["owner"] != os.getpid():  # a forked child's copy belongs to its parent
-            return
         current, _state["helper"] = _state["helper"], None
         _state["calls"] = 0
     if current is not None:
@@ -242,7 +239,7 @@ def _forget_in_forked_child() -> None:
             current._conn.close()
         except OSError:
             pass
-    _state.update(owner=os.getpid(), calls=0, starts=0, helper=None)
+    _state.update(calls=0, starts=0, helper=None)
 
 
 if hasattr(os, "register_at_fork"):
@@ -258,7 +255,7 @@ def _serve(fd: int) -> None:
     conn = Connection(fd)
     try:  # loads the shapes, the knowledge base's types and pyrudof before the first document
         validate(EXAMPLES_DIR / "pt-017.yaml")
-    except Exception:  # noqa: BLE001 -- a failed warm-up only makes the first document slower
+    except Exception:  # noqa: BLE001, S110 -- a failed warm-up only makes the first document slower
         pass
     conn.send("ready")
     while True:

@@ -403,7 +403,7 @@ class Reasoner:
         if self._external is None and len(patients) >= self.FRESH_STORE_MIN:
             store = self.batch_store()
             added = self.add_patients(store, patients)
-            self.derive(store, self.present_predicates(added), self.present_classes(added))
+            self.derive_added(store, added)
             yield store
             return
         if self._external is not None:
@@ -416,7 +416,7 @@ class Reasoner:
         self._journal = []
         try:
             added = self.add_patients(store, patients)
-            self.derive(store, self.present_predicates(added), self.present_classes(added))
+            self.derive_added(store, added)
             yield store
         finally:
             for quad in self._journal:
@@ -438,6 +438,11 @@ class Reasoner:
             return None
         rdf_type = str(RDF.type)
         return self.template.classes.union({q.object.value for q in patient_quads if q.predicate.value == rdf_type})
+
+    def derive_added(self, store: Any, added: list[ox.Quad]) -> None:
+        """:meth:`derive`, skipping the rules the store cannot match once these patient quads were added to
+        the knowledge base (:meth:`present_predicates`, :meth:`present_classes`)."""
+        self.derive(store, self.present_predicates(added), self.present_classes(added))
 
     def stages(self) -> list[tuple[int, list[Wave]]]:
         """The derivation queries by stage and wave (:func:`schedule`), computed once."""

@@ -281,7 +281,7 @@ class Engine:
         if keep_store:
             store = self.reasoner.new_store()
             added = self.reasoner.add_patients(store, [d.quads for d in documents])
-            self.reasoner.derive(store, self.reasoner.present_predicates(added), self.reasoner.present_classes(added))
+            self.reasoner.derive_added(store, added)
             return self._results(store, documents, profile), store
         with self.reasoner.batch([d.quads for d in documents]) as store:
             return self._results(store, documents, profile), None
@@ -627,8 +627,8 @@ def recommend_validated(patient: Any, profile: str = "default", *,
 
     Validation runs beside the engine: on a helper thread (:mod:`myeloma_kg.concurrency`), and from a
     process's second call on in a helper process (:mod:`myeloma_kg.offload`), where it truly overlaps
-    with reasoning, so the pair costs little more than the longer of the two. The report decides: when the document does not
-    conform, whatever the engine made of it (even an error) is dropped.
+    with reasoning, so the pair costs little more than the longer of the two. The report decides: when the
+    document does not conform, whatever the engine made of it (even an error) is dropped.
 
     >>> from myeloma_kg.validate import EXAMPLES_DIR
     >>> report, rec = recommend_validated(EXAMPLES_DIR / "pt-017.yaml")
