@@ -132,3 +132,17 @@ def test_cohort_workers_write_the_same_lines_as_one_process(tmp_path: Path) -> N
     assert outputs[0] == outputs[1]
     indexes = [json.loads(line)["index"] for text in outputs[0] for line in text.splitlines()]
     assert sorted(indexes) == list(range(42))
+
+
+def test_cohort_worker_gives_the_validator_its_share_of_the_cores(monkeypatch) -> None:
+    """A worker sets pyrudof's thread pool to its share of the cores, unless the user chose a size."""
+    import os
+
+    from myeloma_kg.batch import _init_worker
+
+    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
+    _init_worker(1)
+    assert os.environ["RAYON_NUM_THREADS"] == "1"
+    monkeypatch.setenv("RAYON_NUM_THREADS", "3")
+    _init_worker(1)
+    assert os.environ["RAYON_NUM_THREADS"] == "3"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -265,6 +266,17 @@ def _worker(args: tuple[list[Item], str, bool]) -> list[Line]:
     return lines
 
 
+def _init_worker(native_threads: int) -> None:
+    """A worker process's set-up: its share of the cores for the validator's native thread pool.
+
+    pyrudof validates on a rayon pool with one thread per core. With one worker per core, each worker's
+    extra threads only compete with the other workers and spin while they wait for work: one thread per
+    worker used 4 % less CPU and ran 5 % faster (cohorts of 5,000 with ``--jobs 2`` on 2 cores, four runs
+    each, session 15). Read once, when pyrudof first validates; a ``RAYON_NUM_THREADS`` set by the user wins.
+    """
+    os.environ.setdefault("RAYON_NUM_THREADS", str(native_threads))
+
+
 def done_indexes(*paths: Path | None) -> set[int]:
     """Indexes already written to earlier results/errors files (complete lines only), for ``--resume``."""
     done: set[int] = set()
@@ -384,7 +396,8 @@ def run_cohort(
         # reasonable) that a forked child inherits locked. Workers start clean and load the knowledge
         # base from the on-disk cache.
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(jobs) as pool:
+        native_threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(native_threads,)) as pool:
             in_flight: deque[Any] = deque()
             for chunk in chunks:
                 in_flight.append(pool.apply_async(_worker, ((chunk, profile, validate_input),)))
