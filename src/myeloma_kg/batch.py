@@ -29,7 +29,10 @@ from .io import (
     read_documents,
 )
 
-DEFAULT_CHUNK = 200  # measured best batch size (benchmarks/README.md, sweep stage)
+# Patients reasoned together in one store pass. Two workers on 2 cores ran ~8 % faster with chunks of 50
+# than of 200 (four paired 5,000-patient runs, session 15; 25 and 100 were no better than 50), and a
+# worker's memory grows with its chunk (benchmarks/README.md).
+DEFAULT_CHUNK = 50
 
 
 @dataclass
