@@ -433,8 +433,9 @@ def stage_sweep(p: dict[str, Any]) -> dict[str, Any]:
 
 def stage_cohort(p: dict[str, Any]) -> dict[str, Any]:
     """The product's batch path on a JSON Lines cohort: parse, validate, Engine.run per chunk, results out."""
-    from myeloma_kg.batch import run_cohort
+    from myeloma_kg.batch import DEFAULT_CHUNK, run_cohort
 
+    chunk = p.get("chunk") or DEFAULT_CHUNK
     results = Path(p["results"])
     errors = Path(p["errors"])
     build_s = None
@@ -450,7 +451,7 @@ def stage_cohort(p: dict[str, Any]) -> dict[str, Any]:
             build_s = time.perf_counter() - t
         t_run = time.perf_counter()
         with open(results, "w", encoding="utf-8") as out, open(errors, "w", encoding="utf-8") as err:
-            summary = run_cohort([p["cohort"]], out=out, errors=err, jobs=p["jobs"], chunk_size=p["chunk"])
+            summary = run_cohort([p["cohort"]], out=out, errors=err, jobs=p["jobs"], chunk_size=chunk)
         run_s = time.perf_counter() - t_run
         wall_s = time.perf_counter() - t
     n = summary.results + summary.errors
@@ -460,7 +461,7 @@ def stage_cohort(p: dict[str, Any]) -> dict[str, Any]:
         "errors": summary.errors,
         "error_kinds": summary.error_kinds,
         "jobs": p["jobs"],
-        "chunk": p["chunk"],
+        "chunk": chunk,
         "engine_build_s": build_s,
         "run_s": run_s,
         "wall_s": wall_s,
@@ -557,12 +558,12 @@ def stage_profile(p: dict[str, Any]) -> dict[str, Any]:
     import io
     import pstats
 
-    from myeloma_kg.batch import Item, process_chunk
+    from myeloma_kg.batch import DEFAULT_CHUNK, Item, process_chunk
     from myeloma_kg.io import RawDocument
     from myeloma_kg.recommend import default_engine
 
     default_engine()
-    docs = _documents(p["cohort"], p["n"] + 5)
+    docs = _documents(p["cohort"], (p.get("n") or DEFAULT_CHUNK) + 5)
     warm = [Item(i, RawDocument(p["cohort"], i + 1, data=d)) for i, d in enumerate(docs[:5])]
     process_chunk(warm)
     items = [Item(i, RawDocument(p["cohort"], i + 1, data=d)) for i, d in enumerate(docs[5:])]
@@ -749,10 +750,10 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             n = 200 if quick else 500
             stages["sweep"] = _spawn("sweep", {"seed": args.seed, "n": n, "start": 20000, "sizes": sweep_sizes,
                                                "budget_s": min(cap, 600)}, timeout=min(cap, 600) + 300)
-            if stages["sweep"].get("status") == "ok" and best_chunk is None:
-                best_chunk = stages["sweep"]["best_size"]
-        best_chunk = best_chunk or 200
-        report["chunk_used"] = best_chunk
+        # The cohort runs use the CLI's own chunk size (what a user gets) unless --chunk says otherwise: the
+        # sweep times one process, and its best size did not carry over to two workers on two cores
+        # (session 15: chunks of 50 beat 200 by ~8 % at --jobs 2, while the sweep had 25-200 within noise).
+        report["chunk_used"] = best_chunk or "CLI default"
         # (d) cohort throughput
         if want("cohort"):
             per_patient = None
@@ -873,7 +874,8 @@ def summarize(report: dict[str, Any]) -> list[dict[str, Any]]:
             n_done = st["results"] + st["errors"]
             cpu = (f", CPU {cpu_s / n_done * 1000:.1f} ms/patient"
                    f" (load avg {st['loadavg_before'][0]:.1f} -> {st['loadavg_after'][0]:.1f})")
-        row(label, f"{st['patients_per_s']:.1f} patients/s, peak RSS {st['peak_rss_tree_mb']:.0f} MB{cpu}",
+        row(label, f"{st['patients_per_s']:.1f} patients/s, peak RSS {st['peak_rss_tree_mb']:.0f} MB{cpu}"
+            + (f", chunks of {st['chunk']}" if st.get('chunk') else ""),
             f"{base_rate:.3f}/s" if base_rate else "", st["patients_per_s"] / base_rate if base_rate else None,
             target, met)
     for key in sorted(k for k in s if k.startswith("equivalence_")):
@@ -905,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=None, help="Cohort sizes, comma-separated (default 1000,10000[,100000]).")
     parser.add_argument("--stages", default=None,
                         help="Only these stages, comma-separated (baseline,warm,cold,sweep,cohort,equivalence).")
-    parser.add_argument("--chunk", type=int, default=None, help="Chunk size for cohort runs (default: best of sweep).")
+    parser.add_argument("--chunk", type=int, default=None, help="Chunk size for cohort runs (default: the CLI's --chunk-size default).")
     parser.add_argument("--baseline-patients", type=int, default=5)
     parser.add_argument("--max-stage-minutes", type=float, default=20.0,
                         help="Skip a cohort stage whose extrapolated time exceeds this (default 20).")

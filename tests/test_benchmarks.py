@@ -51,3 +51,27 @@ def test_the_endpoint_rows_judge_the_rule_queries_by_issue_5s_target() -> None:
     assert rows(100.0, 0)["(f) SPARQL endpoint, rule queries p50 / p95"]["met"] == "no"  # the edge: not under 100
     assert rows(20.0, 1)["(f) SPARQL endpoint, rule queries p50 / p95"]["met"] == "no"  # any error fails it
     assert "(f) SPARQL endpoint, POST /recommend p50 / p95" in rows(20.0, 0)
+
+
+def _cohort_report(rate: float, baseline_rate: float | None) -> dict:
+    cohort = {"status": "ok", "patients_per_s": rate, "peak_rss_tree_mb": 400.0, "results": 9800, "errors": 200,
+              "chunk": 50, "tree_cpu_s": 70.0, "loadavg_before": [1.0], "loadavg_after": [2.0]}
+    stages: dict = {"n10000_jobs2": cohort}
+    if baseline_rate is not None:
+        stages["baseline"] = {"status": "ok", "patients": 2, "patients_per_s": baseline_rate,
+                              "s_per_patient_mean": 1 / baseline_rate}
+    return {"stages": stages}
+
+
+def test_the_cohort_row_judges_200_per_second_and_100_times_the_baseline() -> None:
+    run = _run_module()
+
+    def cohort_row(rate: float, baseline_rate: float | None) -> dict:
+        return next(r for r in run.summarize(_cohort_report(rate, baseline_rate))
+                    if r["figure"] == "(d) cohort 10,000 patients, jobs 2")
+
+    met = cohort_row(200.0, 0.1)
+    assert met["met"] == "yes" and "chunks of 50" in met["value"] and "CPU 7.0 ms/patient" in met["value"]
+    assert cohort_row(199.9, 0.1)["met"] == "no"  # the edge: the rate itself
+    assert cohort_row(300.0, 3.5)["met"] == "no"  # under 100 times the baseline of the same run
+    assert cohort_row(300.0, None)["met"] == "no"  # no baseline, no ratio: not judged met
