@@ -56,7 +56,7 @@ def test_the_endpoint_rows_judge_the_rule_queries_by_issue_5s_target() -> None:
 def _cohort_report(rate: float, baseline_rate: float | None) -> dict:
     cohort = {"status": "ok", "patients_per_s": rate, "peak_rss_tree_mb": 400.0, "results": 9800, "errors": 200,
               "chunk": 50, "tree_cpu_s": 70.0, "loadavg_before": [1.0], "loadavg_after": [2.0]}
-    stages: dict = {"n10000_jobs2": cohort}
+    stages: dict = {"n10000_jobs2": cohort, "n10000_jobs1": dict(cohort, patients_per_s=rate / 2)}
     if baseline_rate is not None:
         stages["baseline"] = {"status": "ok", "patients": 2, "patients_per_s": baseline_rate,
                               "s_per_patient_mean": 1 / baseline_rate}
@@ -75,3 +75,6 @@ def test_the_cohort_row_judges_200_per_second_and_100_times_the_baseline() -> No
     assert cohort_row(199.9, 0.1)["met"] == "no"  # the edge: the rate itself
     assert cohort_row(300.0, 3.5)["met"] == "no"  # under 100 times the baseline of the same run
     assert cohort_row(300.0, None)["met"] == "no"  # no baseline, no ratio: not judged met
+    one_worker = next(r for r in run.summarize(_cohort_report(300.0, 0.1))
+                      if r["figure"] == "(d) cohort 10,000 patients, jobs 1")
+    assert one_worker["met"] == "" and one_worker["target"] == ""  # the target is for both cores
