@@ -744,7 +744,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                                                      "patients": str(ROOT / "tests" / "end_to_end" / "vignettes"),
                                                      "timeout_s": duration + 300}, timeout=duration + 400)
         # (d) batch size sweep on the engine
-        best_chunk = args.chunk
+        cohort_chunk = args.chunk
         if want("sweep"):
             sweep_sizes = [1, 10, 25, 50, 100, 200, 500]
             n = 200 if quick else 500
@@ -753,7 +753,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         # The cohort runs use the CLI's own chunk size (what a user gets) unless --chunk says otherwise: the
         # sweep times one process, and its best size did not carry over to two workers on two cores
         # (session 15: chunks of 50 beat 200 by ~8 % at --jobs 2, while the sweep had 25-200 within noise).
-        report["chunk_used"] = best_chunk or "CLI default"
+        report["chunk_used"] = cohort_chunk or "CLI default"
         # (d) cohort throughput
         if want("cohort"):
             per_patient = None
@@ -780,7 +780,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                     timeout = max(300.0, min(3 * estimate + 120, cap * 1.5)) if estimate else cap * 1.5
                     results, errors = work / f"results-{key}.jsonl", work / f"errors-{key}.jsonl"
                     stages[key] = _spawn("cohort", {"cohort": str(cohort_files[n]), "jobs": jobs,
-                                                    "chunk": best_chunk, "results": str(results),
+                                                    "chunk": cohort_chunk, "results": str(results),
                                                     "errors": str(errors)}, timeout=timeout)
                     if stages[key].get("status") == "ok":
                         rates[jobs] = stages[key]["patients_per_s"]
@@ -792,7 +792,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                         f.unlink(missing_ok=True)
         if args.profile:
             RESULTS.mkdir(parents=True, exist_ok=True)
-            stages["profile"] = _spawn("profile", {"cohort": str(cohort_files[1000]), "n": best_chunk,
+            stages["profile"] = _spawn("profile", {"cohort": str(cohort_files[1000]), "n": cohort_chunk,
                                                    "report": str(RESULTS / "profile-latest.txt")}, timeout=cap)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -102,22 +102,31 @@ class KnowledgeTemplate:
     @property
     def predicates(self) -> frozenset[str]:
         """The predicates of the knowledge base's triples (asserted and closed)."""
-        found = self.__dict__.get("_predicates")
-        if found is None:
-            found = frozenset(line.split(b" ", 2)[1][1:-1].decode("utf-8")
-                              for line in self.ntriples.splitlines() if line and not line.startswith(b"#"))
-            object.__setattr__(self, "_predicates", found)
-        return found
+        return self._vocabulary()[0]
 
     @property
     def classes(self) -> frozenset[str]:
         """The classes the knowledge base's triples (asserted and closed) give members (rdf:type objects)."""
-        found = self.__dict__.get("_classes")
+        return self._vocabulary()[1]
+
+    def _vocabulary(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The predicates and the member classes, read in one pass over the N-Triples lines (each line is
+        ``<s> <p> object .``, as written by :func:`_build_knowledge_template`) and kept."""
+        found = self.__dict__.get("_vocabulary_found")
         if found is None:
-            marker = f" <{RDF.type}> <".encode()
-            found = frozenset(line.split(marker, 1)[1].rsplit(b">", 1)[0].decode("utf-8")
-                              for line in self.ntriples.splitlines() if marker in line)
-            object.__setattr__(self, "_classes", found)
+            rdf_type = str(RDF.type)
+            predicates: set[str] = set()
+            classes: set[str] = set()
+            for line in self.ntriples.splitlines():
+                if not line or line.startswith(b"#"):
+                    continue
+                _, predicate, rest = line.split(b" ", 2)
+                iri = predicate[1:-1].decode("utf-8")
+                predicates.add(iri)
+                if iri == rdf_type and rest.startswith(b"<"):
+                    classes.add(rest[1:rest.index(b">")].decode("utf-8"))
+            found = (frozenset(predicates), frozenset(classes))
+            object.__setattr__(self, "_vocabulary_found", found)
         return found
 
     def quads(self, predicates: frozenset[str]) -> list[ox.Quad]:
